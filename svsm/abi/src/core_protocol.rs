@@ -1,0 +1,1 @@
+//! SVSM core protocol (0): call numbers, arguments and result codes (SVSM spec #58019).

@@ -1,0 +1,1 @@
+//! The SNP CPUID page (SNP firmware ABI #56860).

@@ -1,0 +1,1 @@
+//! The GHCB page and the GHCB MSR protocol (GHCB spec #56421).

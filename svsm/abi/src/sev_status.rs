@@ -1,0 +1,1 @@
+//! The SEV_STATUS MSR (APM vol. 2).

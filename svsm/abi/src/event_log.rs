@@ -1,1 +1,326 @@
 //! Vigil's event log record format: the hash chain that the attestation manifest binds.
+//!
+//! Every call the monitor mediates (accepted or refused) is appended as one record:
+//! a 24-byte [`RecordHeader`] followed by `payload_len` bytes of a payload whose layout
+//! the record's `kind` fixes (the structs below; all integers little-endian). The chain
+//! is H_0 = 48 zero bytes, H_i = SHA-384(H_{i-1} || header_i || payload_i); see
+//! [`extend`]. The manifest entry under [`crate::attest_protocol::VIGIL_SERVICE_GUID`]
+//! carries the number of records and the head at the time of attestation, so a verifier
+//! that replays the records recomputes the head and compares.
+//!
+//! A serialized log (what the monitor hands out and the verifier reads) is simply the
+//! records concatenated, in sequence order.
+use sha2::{Digest, Sha384};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// Size of a chain head.
+pub const HEAD_SIZE: usize = 48;
+/// The chain's initial value.
+pub const H0: [u8; HEAD_SIZE] = [0; HEAD_SIZE];
+
+/// H_i = SHA-384(H_{i-1} || record bytes).
+pub fn extend(prev: &[u8; HEAD_SIZE], record: &[u8]) -> [u8; HEAD_SIZE] {
+    let mut h = Sha384::new();
+    h.update(prev);
+    h.update(record);
+    h.finalize().into()
+}
+
+/// Record header.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RecordHeader {
+    /// 0x00: sequence number, 0 for the first record, +1 for each.
+    pub sequence: u64,
+    /// 0x08: record kind ([`kind`]).
+    pub kind: u16,
+    /// 0x0A: VMPL of the caller (0 for records of Vigil itself).
+    pub vmpl: u8,
+    /// 0x0B: reserved, zero.
+    pub reserved: u8,
+    /// 0x0C: APIC ID of the calling vCPU.
+    pub apic_id: u32,
+    /// 0x10: payload length in bytes.
+    pub payload_len: u32,
+    /// 0x14: the call's result code (SVSM RAX value; 0 = success).
+    pub result: u32,
+}
+const _: () = assert!(core::mem::size_of::<RecordHeader>() == 24);
+const _: () = assert!(core::mem::offset_of!(RecordHeader, payload_len) == 0x10);
+
+/// Size of the record header.
+pub const RECORD_HEADER_SIZE: usize = 24;
+
+/// Record kinds and their payloads.
+pub mod kind {
+    /// Vigil started: [`super::LaunchPayload`].
+    pub const LAUNCH: u16 = 1;
+    /// A call that was refused before reaching a handler (unknown protocol or call,
+    /// malformed arguments): [`super::CallPayload`].
+    pub const CALL: u16 = 2;
+    /// REMAP_CA: [`super::RemapCaPayload`].
+    pub const REMAP_CA: u16 = 0x10;
+    /// PVALIDATE: [`super::PvalidatePayload`].
+    pub const PVALIDATE: u16 = 0x11;
+    /// CREATE_VCPU: [`super::VcpuPayload`].
+    pub const CREATE_VCPU: u16 = 0x12;
+    /// DELETE_VCPU: [`super::VcpuPayload`].
+    pub const DELETE_VCPU: u16 = 0x13;
+    /// DEPOSIT_MEM: [`super::MemListPayload`].
+    pub const DEPOSIT_MEM: u16 = 0x14;
+    /// WITHDRAW_MEM: [`super::MemListPayload`].
+    pub const WITHDRAW_MEM: u16 = 0x15;
+    /// QUERY_PROTOCOL: [`super::QueryPayload`].
+    pub const QUERY_PROTOCOL: u16 = 0x16;
+    /// CONFIGURE_VTOM: [`super::QueryPayload`].
+    pub const CONFIGURE_VTOM: u16 = 0x17;
+    /// ATTEST_SERVICES / ATTEST_SINGLE_SERVICE: [`super::AttestPayload`].
+    pub const ATTEST: u16 = 0x20;
+}
+
+/// Payload of [`kind::LAUNCH`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct LaunchPayload {
+    /// First GPA of Vigil's memory.
+    pub svsm_base: u64,
+    /// Size of Vigil's memory in bytes.
+    pub svsm_size: u64,
+    /// VMPL the guest runs at.
+    pub guest_vmpl: u32,
+    /// Reserved, zero.
+    pub reserved: u32,
+    /// SEV features required for guest VMSAs.
+    pub required_sev_features: u64,
+}
+const _: () = assert!(core::mem::size_of::<LaunchPayload>() == 32);
+
+/// Payload of [`kind::CALL`]: the raw registers.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct CallPayload {
+    /// RAX on entry.
+    pub rax: u64,
+    /// RCX on entry.
+    pub rcx: u64,
+    /// RDX on entry.
+    pub rdx: u64,
+    /// R8 on entry.
+    pub r8: u64,
+    /// R9 on entry.
+    pub r9: u64,
+}
+const _: () = assert!(core::mem::size_of::<CallPayload>() == 40);
+
+/// Payload of [`kind::REMAP_CA`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct RemapCaPayload {
+    /// Old calling area GPA.
+    pub old_caa: u64,
+    /// Requested calling area GPA.
+    pub new_caa: u64,
+}
+const _: () = assert!(core::mem::size_of::<RemapCaPayload>() == 16);
+
+/// Payload of [`kind::PVALIDATE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct PvalidatePayload {
+    /// GPA of the list.
+    pub list_gpa: u64,
+    /// Number of entries in the list.
+    pub entries: u16,
+    /// `next` when the call started.
+    pub first: u16,
+    /// `next` when the call ended (entries first..done were applied).
+    pub done: u16,
+    /// Reserved, zero.
+    pub reserved: u16,
+    /// SHA-384 of the applied entries' raw bytes (entries first..done).
+    pub entries_digest: [u8; 48],
+}
+const _: () = assert!(core::mem::size_of::<PvalidatePayload>() == 64);
+
+/// Payload of [`kind::CREATE_VCPU`] and [`kind::DELETE_VCPU`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct VcpuPayload {
+    /// GPA of the VMSA.
+    pub vmsa_gpa: u64,
+    /// GPA of the calling area (0 for DELETE_VCPU).
+    pub caa_gpa: u64,
+    /// APIC ID asked for (0 for DELETE_VCPU).
+    pub apic_id: u32,
+    /// VMPL in the VMSA.
+    pub vmpl: u32,
+    /// SEV_FEATURES in the VMSA.
+    pub sev_features: u64,
+}
+const _: () = assert!(core::mem::size_of::<VcpuPayload>() == 32);
+
+/// Payload of [`kind::DEPOSIT_MEM`] and [`kind::WITHDRAW_MEM`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct MemListPayload {
+    /// GPA of the list.
+    pub list_gpa: u64,
+    /// Number of 4 KiB pages moved.
+    pub pages: u64,
+    /// SHA-384 of the list entries moved.
+    pub entries_digest: [u8; 48],
+}
+const _: () = assert!(core::mem::size_of::<MemListPayload>() == 64);
+
+/// Payload of [`kind::QUERY_PROTOCOL`] and [`kind::CONFIGURE_VTOM`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct QueryPayload {
+    /// RCX on entry.
+    pub rcx_in: u64,
+    /// RCX on return.
+    pub rcx_out: u64,
+}
+const _: () = assert!(core::mem::size_of::<QueryPayload>() == 16);
+
+/// Payload of [`kind::ATTEST`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct AttestPayload {
+    /// 0 = ATTEST_SERVICES, 1 = ATTEST_SINGLE_SERVICE.
+    pub call: u32,
+    /// Nonce length.
+    pub nonce_size: u32,
+    /// Service GUID (zero for ATTEST_SERVICES).
+    pub service_guid: [u8; 16],
+    /// REPORT_DATA asked for (zero when the call failed before).
+    pub report_data: [u8; 64],
+}
+const _: () = assert!(core::mem::size_of::<AttestPayload>() == 88);
+
+/// The payload length each kind must have (None for an unknown kind).
+pub const fn payload_len(k: u16) -> Option<usize> {
+    match k {
+        kind::LAUNCH => Some(core::mem::size_of::<LaunchPayload>()),
+        kind::CALL => Some(core::mem::size_of::<CallPayload>()),
+        kind::REMAP_CA => Some(core::mem::size_of::<RemapCaPayload>()),
+        kind::PVALIDATE => Some(core::mem::size_of::<PvalidatePayload>()),
+        kind::CREATE_VCPU | kind::DELETE_VCPU => Some(core::mem::size_of::<VcpuPayload>()),
+        kind::DEPOSIT_MEM | kind::WITHDRAW_MEM => Some(core::mem::size_of::<MemListPayload>()),
+        kind::QUERY_PROTOCOL | kind::CONFIGURE_VTOM => Some(core::mem::size_of::<QueryPayload>()),
+        kind::ATTEST => Some(core::mem::size_of::<AttestPayload>()),
+        _ => None,
+    }
+}
+
+/// Why a serialized log could not be replayed. Offsets are byte offsets in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogError {
+    /// The log ends inside a record starting at `offset`.
+    Truncated {
+        /// Offset of the record.
+        offset: usize,
+    },
+    /// The record at `offset` has sequence number `found` instead of `expected`.
+    BadSequence {
+        /// Offset of the record.
+        offset: usize,
+        /// Expected sequence number.
+        expected: u64,
+        /// Sequence number found.
+        found: u64,
+    },
+    /// The record at `offset` has an unknown kind or a payload length its kind forbids.
+    BadKind {
+        /// Offset of the record.
+        offset: usize,
+        /// Kind found.
+        kind: u16,
+    },
+}
+
+/// Replays a serialized log: checks every record's framing and sequence and returns
+/// (number of records, chain head). `f` sees each record's header and payload.
+pub fn replay<'a>(
+    log: &'a [u8],
+    mut f: impl FnMut(&RecordHeader, &'a [u8]),
+) -> Result<(u64, [u8; HEAD_SIZE]), LogError> {
+    let mut head = H0;
+    let mut off = 0usize;
+    let mut seq = 0u64;
+    while off < log.len() {
+        let rest = &log[off..];
+        let (hdr, _) = RecordHeader::read_from_prefix(rest)
+            .map_err(|_| LogError::Truncated { offset: off })?;
+        if hdr.sequence != seq {
+            return Err(LogError::BadSequence {
+                offset: off,
+                expected: seq,
+                found: hdr.sequence,
+            });
+        }
+        match payload_len(hdr.kind) {
+            Some(n) if n == hdr.payload_len as usize => {}
+            _ => {
+                return Err(LogError::BadKind {
+                    offset: off,
+                    kind: hdr.kind,
+                })
+            }
+        }
+        let total = RECORD_HEADER_SIZE + hdr.payload_len as usize;
+        if rest.len() < total {
+            return Err(LogError::Truncated { offset: off });
+        }
+        f(&hdr, &rest[RECORD_HEADER_SIZE..total]);
+        head = extend(&head, &rest[..total]);
+        off += total;
+        seq += 1;
+    }
+    Ok((seq, head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn chain_and_replay() {
+        let hdr = RecordHeader {
+            sequence: 0,
+            kind: kind::QUERY_PROTOCOL,
+            payload_len: 16,
+            ..Default::default()
+        };
+        let mut rec = [0u8; 40];
+        rec[..24].copy_from_slice(hdr.as_bytes());
+        let (n, head) = replay(&rec, |_, _| {}).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(head, extend(&H0, &rec));
+        assert_ne!(head, H0);
+        assert_eq!(
+            replay(&rec[..30], |_, _| {}),
+            Err(LogError::Truncated { offset: 0 })
+        );
+        // A wrong payload length is refused and the offset named.
+        rec[16] = 17;
+        assert_eq!(
+            replay(&rec, |_, _| {}),
+            Err(LogError::BadKind {
+                offset: 0,
+                kind: kind::QUERY_PROTOCOL
+            })
+        );
+    }
+}

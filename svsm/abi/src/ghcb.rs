@@ -1,1 +1,325 @@
 //! The GHCB page and the GHCB MSR protocol (GHCB spec #56421).
+//!
+//! The GHCB is a 4 KiB page shared with the host: everything in it is written by an
+//! untrusted party and must be copied out and checked before use. The save area holds
+//! the registers an exit needs (each with a bit in the valid bitmap, bit = offset / 8),
+//! the shared buffer holds larger payloads such as the page-state-change descriptor.
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// The GHCB MSR (also the MSR protocol register).
+pub const MSR_GHCB: u32 = 0xC001_0130;
+
+/// Size of the GHCB page.
+pub const GHCB_SIZE: usize = 4096;
+/// Size of the shared buffer.
+pub const SHARED_BUFFER_SIZE: usize = 2032;
+/// GHCB protocol version Vigil speaks.
+pub const GHCB_PROTOCOL_VERSION: u16 = 2;
+/// GHCB usage: the standard layout.
+pub const GHCB_USAGE_DEFAULT: u32 = 0;
+
+/// The GHCB page (the registers Vigil uses; the rest is reserved).
+#[derive(Clone, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct Ghcb {
+    /// 0x000..0x0CB reserved.
+    pub reserved_0x000: [u8; 0xcb],
+    /// 0x0CB: CPL.
+    pub cpl: u8,
+    /// 0x0CC..0x140 reserved.
+    pub reserved_0x0cc: [u8; 0x74],
+    /// 0x140: XSS.
+    pub xss: u64,
+    /// 0x148..0x160 reserved.
+    pub reserved_0x148: [u8; 0x18],
+    /// 0x160: DR7.
+    pub dr7: u64,
+    /// 0x168..0x178 reserved.
+    pub reserved_0x168: [u8; 0x10],
+    /// 0x178: RIP.
+    pub rip: u64,
+    /// 0x180..0x1D8 reserved.
+    pub reserved_0x180: [u8; 0x58],
+    /// 0x1D8: RSP.
+    pub rsp: u64,
+    /// 0x1E0..0x1F8 reserved.
+    pub reserved_0x1e0: [u8; 0x18],
+    /// 0x1F8: RAX.
+    pub rax: u64,
+    /// 0x200..0x308 reserved.
+    pub reserved_0x200: [u8; 0x108],
+    /// 0x308: RCX.
+    pub rcx: u64,
+    /// 0x310: RDX.
+    pub rdx: u64,
+    /// 0x318: RBX.
+    pub rbx: u64,
+    /// 0x320..0x328 reserved.
+    pub reserved_0x320: [u8; 8],
+    /// 0x328: RBP.
+    pub rbp: u64,
+    /// 0x330: RSI.
+    pub rsi: u64,
+    /// 0x338: RDI.
+    pub rdi: u64,
+    /// 0x340..0x380: R8 to R15.
+    pub r8_r15: [u64; 8],
+    /// 0x380..0x390 reserved.
+    pub reserved_0x380: [u8; 0x10],
+    /// 0x390: SW_EXITCODE.
+    pub sw_exit_code: u64,
+    /// 0x398: SW_EXITINFO1.
+    pub sw_exit_info_1: u64,
+    /// 0x3A0: SW_EXITINFO2.
+    pub sw_exit_info_2: u64,
+    /// 0x3A8: SW_SCRATCH.
+    pub sw_scratch: u64,
+    /// 0x3B0..0x3E8 reserved.
+    pub reserved_0x3b0: [u8; 0x38],
+    /// 0x3E8: XCR0.
+    pub xcr0: u64,
+    /// 0x3F0: valid bitmap (bit n covers the quadword at offset 8 * n).
+    pub valid_bitmap: [u8; 16],
+    /// 0x400..0x800: x87 state GPA and reserved.
+    pub reserved_0x400: [u8; 0x400],
+    /// 0x800: shared buffer.
+    pub shared_buffer: [u8; SHARED_BUFFER_SIZE],
+    /// 0xFF0..0xFFA reserved.
+    pub reserved_0xff0: [u8; 10],
+    /// 0xFFA: protocol version.
+    pub protocol_version: u16,
+    /// 0xFFC: GHCB usage.
+    pub ghcb_usage: u32,
+}
+const _: () = assert!(core::mem::size_of::<Ghcb>() == GHCB_SIZE);
+const _: () = assert!(core::mem::offset_of!(Ghcb, cpl) == 0x0cb);
+const _: () = assert!(core::mem::offset_of!(Ghcb, xss) == 0x140);
+const _: () = assert!(core::mem::offset_of!(Ghcb, rip) == 0x178);
+const _: () = assert!(core::mem::offset_of!(Ghcb, rsp) == 0x1d8);
+const _: () = assert!(core::mem::offset_of!(Ghcb, rax) == 0x1f8);
+const _: () = assert!(core::mem::offset_of!(Ghcb, rcx) == 0x308);
+const _: () = assert!(core::mem::offset_of!(Ghcb, rbx) == 0x318);
+const _: () = assert!(core::mem::offset_of!(Ghcb, r8_r15) == 0x340);
+const _: () = assert!(core::mem::offset_of!(Ghcb, sw_exit_code) == 0x390);
+const _: () = assert!(core::mem::offset_of!(Ghcb, sw_exit_info_1) == 0x398);
+const _: () = assert!(core::mem::offset_of!(Ghcb, sw_exit_info_2) == 0x3a0);
+const _: () = assert!(core::mem::offset_of!(Ghcb, sw_scratch) == 0x3a8);
+const _: () = assert!(core::mem::offset_of!(Ghcb, xcr0) == 0x3e8);
+const _: () = assert!(core::mem::offset_of!(Ghcb, valid_bitmap) == 0x3f0);
+const _: () = assert!(core::mem::offset_of!(Ghcb, shared_buffer) == 0x800);
+const _: () = assert!(core::mem::offset_of!(Ghcb, protocol_version) == 0xffa);
+const _: () = assert!(core::mem::offset_of!(Ghcb, ghcb_usage) == 0xffc);
+
+/// GPA-relative offset of the shared buffer (SW_SCRATCH points here).
+pub const SHARED_BUFFER_OFFSET: u64 = 0x800;
+
+impl Ghcb {
+    /// A zeroed GHCB with the protocol version and usage set.
+    pub fn new_zeroed_v2() -> Self {
+        let mut g = <Self as zerocopy::FromZeros>::new_zeroed();
+        g.protocol_version = GHCB_PROTOCOL_VERSION;
+        g.ghcb_usage = GHCB_USAGE_DEFAULT;
+        g
+    }
+    /// Marks the quadword at `offset` valid.
+    pub fn set_valid(&mut self, offset: usize) {
+        let bit = offset / 8;
+        if let Some(b) = self.valid_bitmap.get_mut(bit / 8) {
+            *b |= 1 << (bit % 8);
+        }
+    }
+    /// Whether the quadword at `offset` is marked valid.
+    pub fn is_valid(&self, offset: usize) -> bool {
+        let bit = offset / 8;
+        self.valid_bitmap
+            .get(bit / 8)
+            .is_some_and(|b| b & (1 << (bit % 8)) != 0)
+    }
+}
+
+/// Offsets of the fields, for the valid bitmap.
+pub mod offset {
+    /// RAX.
+    pub const RAX: usize = 0x1f8;
+    /// SW_EXITCODE.
+    pub const SW_EXIT_CODE: usize = 0x390;
+    /// SW_EXITINFO1.
+    pub const SW_EXIT_INFO_1: usize = 0x398;
+    /// SW_EXITINFO2.
+    pub const SW_EXIT_INFO_2: usize = 0x3a0;
+    /// SW_SCRATCH.
+    pub const SW_SCRATCH: usize = 0x3a8;
+}
+
+/// Non-automatic exit (NAE) codes written into SW_EXITCODE.
+pub mod exit {
+    /// Page state change (shared buffer holds a [`super::PscDesc`]).
+    pub const SNP_PSC: u64 = 0x8000_0010;
+    /// SNP guest request: EXITINFO1 = request page GPA, EXITINFO2 = response page GPA.
+    pub const SNP_GUEST_REQUEST: u64 = 0x8000_0011;
+    /// Extended guest request (certificates).
+    pub const SNP_EXT_GUEST_REQUEST: u64 = 0x8000_0012;
+    /// AP creation: EXITINFO1 = APIC ID << 32 | request, EXITINFO2 = VMSA GPA, RAX = SEV features.
+    pub const SNP_AP_CREATION: u64 = 0x8000_0013;
+    /// Run a VMPL (SVSM): EXITINFO1 = target VMPL.
+    pub const SNP_RUN_VMPL: u64 = 0x8000_0018;
+    /// Hypervisor feature support.
+    pub const HV_FEATURES: u64 = 0x8000_fffd;
+    /// Termination request.
+    pub const TERMINATE: u64 = 0x8000_fffe;
+}
+
+/// AP creation request types (EXITINFO1 bits 31:0).
+pub mod ap_create {
+    /// Create the vCPU when it receives INIT.
+    pub const CREATE_ON_INIT: u64 = 0;
+    /// Create and run the vCPU now.
+    pub const CREATE: u64 = 1;
+    /// Destroy the vCPU.
+    pub const DESTROY: u64 = 2;
+}
+
+/// GHCB MSR protocol: request and response codes in GHCBInfo (bits 11:0).
+pub mod msr {
+    /// Mask of GHCBInfo.
+    pub const INFO_MASK: u64 = 0xfff;
+    /// SEV information response.
+    pub const SEV_INFO_RESP: u64 = 0x001;
+    /// SEV information request.
+    pub const SEV_INFO_REQ: u64 = 0x002;
+    /// CPUID request.
+    pub const CPUID_REQ: u64 = 0x004;
+    /// CPUID response.
+    pub const CPUID_RESP: u64 = 0x005;
+    /// Register GHCB GPA request (bits 63:12 = GFN).
+    pub const REGISTER_GHCB_REQ: u64 = 0x012;
+    /// Register GHCB GPA response.
+    pub const REGISTER_GHCB_RESP: u64 = 0x013;
+    /// Page state change request: bits 51:12 GFN, bits 55:52 operation.
+    pub const PSC_REQ: u64 = 0x014;
+    /// Page state change response: bits 63:32 error code (0 = success).
+    pub const PSC_RESP: u64 = 0x015;
+    /// Run VMPL request: bits 39:32 target VMPL.
+    pub const RUN_VMPL_REQ: u64 = 0x016;
+    /// Run VMPL response: bits 63:32 error code.
+    pub const RUN_VMPL_RESP: u64 = 0x017;
+    /// Hypervisor feature request.
+    pub const HV_FEATURES_REQ: u64 = 0x080;
+    /// Hypervisor feature response (bits 63:12 feature bitmap).
+    pub const HV_FEATURES_RESP: u64 = 0x081;
+    /// Termination request: bits 15:12 reason set, bits 23:16 reason code.
+    pub const TERMINATE_REQ: u64 = 0x100;
+
+    /// Builds a page state change request.
+    pub const fn psc_request(gfn: u64, op: u64) -> u64 {
+        ((gfn & 0xff_ffff_ffff) << 12) | ((op & 0xf) << 52) | PSC_REQ
+    }
+    /// Builds a termination request.
+    pub const fn terminate(reason_set: u64, reason_code: u64) -> u64 {
+        TERMINATE_REQ | ((reason_set & 0xf) << 12) | ((reason_code & 0xff) << 16)
+    }
+}
+
+/// Termination reason set 0 (general) codes; Vigil uses set 1 (SVSM) for its own.
+pub mod term {
+    /// Reason set for SVSM-specific reasons.
+    pub const SET_SVSM: u64 = 1;
+    /// General termination.
+    pub const GENERAL: u64 = 0;
+    /// The host answered inconsistently.
+    pub const HOST_INCONSISTENT: u64 = 0x10;
+    /// The host refused a service Vigil needs.
+    pub const HOST_REFUSED: u64 = 0x11;
+    /// The security processor's answer failed authentication.
+    pub const GUEST_REQUEST_AUTH: u64 = 0x12;
+}
+
+/// Page state change operations.
+pub mod psc_op {
+    /// Make the page private (assigned to the guest).
+    pub const PRIVATE: u64 = 1;
+    /// Make the page shared.
+    pub const SHARED: u64 = 2;
+    /// Split a 2 MiB RMP entry into 4 KiB entries.
+    pub const PSMASH: u64 = 3;
+    /// Merge 4 KiB RMP entries into a 2 MiB entry.
+    pub const UNSMASH: u64 = 4;
+}
+
+/// Header of the page-state-change descriptor in the shared buffer.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct PscHeader {
+    /// Index of the entry the host works on next.
+    pub cur_entry: u16,
+    /// Index of the last entry.
+    pub end_entry: u16,
+    /// Reserved.
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<PscHeader>() == 8);
+
+/// Most entries in one page-state-change descriptor (the shared buffer's size).
+pub const PSC_MAX_ENTRIES: usize = (SHARED_BUFFER_SIZE - 8) / 8;
+const _: () = assert!(PSC_MAX_ENTRIES == 253);
+
+/// The page-state-change descriptor that fills the shared buffer.
+#[derive(Clone, Debug, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct PscDesc {
+    /// Header.
+    pub header: PscHeader,
+    /// Entries (see [`PscEntry`]).
+    pub entries: [u64; PSC_MAX_ENTRIES],
+}
+const _: () = assert!(core::mem::size_of::<PscDesc>() == SHARED_BUFFER_SIZE);
+
+/// One page-state-change entry: bits 11:0 cur_page, bits 51:12 GFN, bits 55:52
+/// operation, bit 56 page size (1 = 2 MiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PscEntry(pub u64);
+
+impl PscEntry {
+    /// Builds an entry.
+    pub const fn new(gfn: u64, op: u64, size_2m: bool) -> Self {
+        Self(((gfn & 0xff_ffff_ffff) << 12) | ((op & 0xf) << 52) | ((size_2m as u64) << 56))
+    }
+    /// Guest frame number.
+    pub const fn gfn(self) -> u64 {
+        (self.0 >> 12) & 0xff_ffff_ffff
+    }
+    /// Operation.
+    pub const fn op(self) -> u64 {
+        (self.0 >> 52) & 0xf
+    }
+    /// Whether the entry covers a 2 MiB page.
+    pub const fn size_2m(self) -> bool {
+        self.0 & (1 << 56) != 0
+    }
+    /// 4 KiB pages of a 2 MiB entry already processed.
+    pub const fn cur_page(self) -> u64 {
+        self.0 & 0xfff
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn valid_bitmap_and_psc_entry() {
+        let mut g = Ghcb::new_zeroed_v2();
+        assert!(!g.is_valid(offset::SW_EXIT_CODE));
+        g.set_valid(offset::SW_EXIT_CODE);
+        assert!(g.is_valid(offset::SW_EXIT_CODE));
+        // SW_EXITCODE is quadword 0x72: byte 14, bit 2.
+        assert_eq!(g.valid_bitmap[14], 1 << 2);
+        let e = PscEntry::new(0xabcde, psc_op::SHARED, true);
+        assert_eq!(
+            (e.gfn(), e.op(), e.size_2m(), e.cur_page()),
+            (0xabcde, 2, true, 0)
+        );
+        assert_eq!(msr::psc_request(1, 1) & 0xfff, 0x014);
+    }
+}

@@ -4,5 +4,231 @@
 //! state per 4 KiB page, vCPU/VMSA management, the policy, the event log and
 //! attestation assembly. It talks to hardware only through the `Platform` trait; its
 //! `sim` feature holds a software SNP machine for host tests.
+//!
+//! Data flows one way: guest request -> copy-in -> check -> policy -> platform -> log.
+//! See docs/monitor.md for the page state machine and where each invariant of
+//! DESIGN.md is enforced and tested.
 #![no_std]
 #![forbid(unsafe_code)]
+
+extern crate alloc;
+#[cfg(feature = "sim")]
+extern crate std;
+
+pub mod addr;
+pub mod event_log;
+pub mod ghcb;
+pub mod guest_request;
+pub mod memory;
+pub mod pages;
+pub mod platform;
+pub mod policy;
+pub mod protocol;
+pub mod report_sign;
+pub mod soft_psp;
+pub mod vcpu;
+
+#[cfg(feature = "sim")]
+pub mod sim;
+
+use addr::{Gpa, PageSize, Vmpl};
+use event_log::{Caller, EventLog};
+use guest_request::Channel;
+use pages::PageTable;
+use platform::{Platform, TermReason};
+use policy::Policy;
+use svsm_abi::calling_area::SvsmRegs;
+use vcpu::{Vcpu, Vcpus};
+
+/// What the monitor is given at launch.
+#[derive(Clone, Debug)]
+pub struct MonitorConfig {
+    /// Guest RAM is [0, ram_size).
+    pub ram_size: u64,
+    /// First byte of Vigil's memory.
+    pub vigil_base: Gpa,
+    /// Size of Vigil's memory.
+    pub vigil_size: u64,
+    /// APIC ID of the boot vCPU.
+    pub boot_apic_id: u32,
+    /// Calling area of the boot vCPU (a guest page, validated by the launch).
+    pub boot_caa: Gpa,
+    /// Pages of guest RAM that the launch already validated for the guest (the boot
+    /// calling area, the guest image): (address, size).
+    pub prevalidated: alloc::vec::Vec<(Gpa, PageSize)>,
+    /// VMPCK0 from the secrets page.
+    pub vmpck0: [u8; 32],
+    /// The policy.
+    pub policy: Policy,
+}
+
+/// What became of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The call was handled; the registers hold the result.
+    Handled,
+    /// `call_pending` was not set: nothing was done.
+    NotPending,
+    /// The monitor asked for termination; nothing more will be handled.
+    Terminated(TermReason),
+}
+
+/// The monitor.
+pub struct Monitor<P: Platform> {
+    pub(crate) p: P,
+    pub(crate) pages: PageTable,
+    pub(crate) vcpus: Vcpus,
+    pub(crate) log: EventLog,
+    pub(crate) policy: Policy,
+    pub(crate) channel: Channel,
+    pub(crate) guest_vmpl: Vmpl,
+    pub(crate) vtom: u64,
+    pub(crate) terminated: Option<TermReason>,
+    pub(crate) vigil_base: Gpa,
+    pub(crate) vigil_size: u64,
+    pub(crate) deposited: alloc::vec::Vec<(Gpa, PageSize)>,
+}
+
+impl<P: Platform> Monitor<P> {
+    /// Starts the monitor on a launched machine and logs the LAUNCH record. The
+    /// platform must already hold the launch state (Vigil's memory validated at VMPL0
+    /// only, the pages in `cfg.prevalidated` validated with full guest rights).
+    pub fn new(platform: P, cfg: MonitorConfig) -> Self {
+        let guest_vmpl = Vmpl::new(cfg.policy.guest_vmpl.clamp(1, 3)).unwrap_or(Vmpl::VMPL0);
+        let mut pages = PageTable::new(cfg.ram_size, cfg.vigil_base, cfg.vigil_size);
+        for (gpa, size) in &cfg.prevalidated {
+            if pages
+                .check_page(*gpa, *size, pages::PageState::Unvalidated)
+                .is_ok()
+            {
+                pages.set(*gpa, *size, pages::PageState::Validated);
+            }
+        }
+        let mut vcpus = Vcpus::default();
+        vcpus.add(Vcpu {
+            apic_id: cfg.boot_apic_id,
+            caa: cfg.boot_caa,
+            vmsa: None,
+        });
+        let mut m = Self {
+            p: platform,
+            pages,
+            vcpus,
+            log: EventLog::new(),
+            policy: cfg.policy,
+            channel: Channel::new(cfg.vmpck0),
+            guest_vmpl,
+            vtom: 0,
+            terminated: None,
+            vigil_base: cfg.vigil_base,
+            vigil_size: cfg.vigil_size,
+            deposited: alloc::vec::Vec::new(),
+        };
+        let launch = svsm_abi::event_log::LaunchPayload {
+            svsm_base: cfg.vigil_base.0,
+            svsm_size: cfg.vigil_size,
+            guest_vmpl: guest_vmpl.get() as u32,
+            reserved: 0,
+            required_sev_features: cfg.policy.required_sev_features,
+        };
+        m.log.append(
+            svsm_abi::event_log::kind::LAUNCH,
+            Caller {
+                vmpl: 0,
+                apic_id: cfg.boot_apic_id,
+            },
+            0,
+            &launch,
+        );
+        m
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.p
+    }
+    /// The platform, mutably (tests script the host through it).
+    pub fn platform_mut(&mut self) -> &mut P {
+        &mut self.p
+    }
+    /// The page table.
+    pub fn pages(&self) -> &PageTable {
+        &self.pages
+    }
+    /// The vCPUs.
+    pub fn vcpus(&self) -> &Vcpus {
+        &self.vcpus
+    }
+    /// The event log.
+    pub fn event_log(&self) -> &EventLog {
+        &self.log
+    }
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+    /// The guest's VMPL.
+    pub fn guest_vmpl(&self) -> Vmpl {
+        self.guest_vmpl
+    }
+    /// Vigil's memory: (base, size).
+    pub fn vigil_range(&self) -> (Gpa, u64) {
+        (self.vigil_base, self.vigil_size)
+    }
+    /// Why the monitor terminated, if it did.
+    pub fn terminated(&self) -> Option<TermReason> {
+        self.terminated
+    }
+    /// Whether VMPCK0 has been wiped.
+    pub fn vmpck0_wiped(&self) -> bool {
+        self.channel.is_wiped() && self.channel.key_is_zero()
+    }
+
+    /// Asks for termination: wipes VMPCK0 (invariant 7) and refuses all further calls.
+    pub(crate) fn fatal(&mut self, reason: TermReason) -> CallOutcome {
+        log::error!("vigil: terminating: {reason:?}");
+        self.channel.wipe();
+        self.terminated = Some(reason);
+        self.p.terminate(reason);
+        CallOutcome::Terminated(reason)
+    }
+
+    /// Vigil took a fault on its own memory (the host took a page away): terminate.
+    /// The kernel's #VC handler calls this; the sim calls it when the host touched
+    /// Vigil's memory.
+    pub fn vigil_fault(&mut self) -> CallOutcome {
+        self.fatal(TermReason::VigilMemoryLost)
+    }
+
+    /// Handles a request from the vCPU `apic_id`: checks and clears `call_pending` in
+    /// its calling area, then dispatches the call in `regs` and writes the results back
+    /// into `regs`.
+    pub fn handle_request(&mut self, apic_id: u32, regs: &mut SvsmRegs) -> CallOutcome {
+        if let Some(r) = self.terminated {
+            return CallOutcome::Terminated(r);
+        }
+        let Some(caa) = self.vcpus.by_apic(apic_id).map(|v| v.caa) else {
+            return CallOutcome::NotPending;
+        };
+        let mut pending = [0u8; 1];
+        if self.p.read(caa, &mut pending).is_err() || pending[0] != 1 {
+            return CallOutcome::NotPending;
+        }
+        if self.p.write(caa, &[0]).is_err() {
+            return CallOutcome::NotPending;
+        }
+        self.handle_call(apic_id, regs)
+    }
+
+    /// Dispatches one call (without the calling-area handshake).
+    pub fn handle_call(&mut self, apic_id: u32, regs: &mut SvsmRegs) -> CallOutcome {
+        if let Some(r) = self.terminated {
+            return CallOutcome::Terminated(r);
+        }
+        let caller = Caller {
+            vmpl: self.guest_vmpl.get(),
+            apic_id,
+        };
+        protocol::dispatch(self, caller, regs)
+    }
+}

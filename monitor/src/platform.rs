@@ -1,0 +1,154 @@
+//! The operations the monitor needs from the machine (DESIGN.md, "Platforms"), typed,
+//! with errors that mirror the hardware's return codes.
+//!
+//! Three backends implement [`Platform`]: `snp` (the kernel, real instructions and the
+//! GHCB), `emulated` (the kernel as hypervisor) and [`crate::sim`] (host tests).
+use crate::addr::{Gpa, PageSize, Vmpl};
+use crate::memory::GuestMemory;
+
+bitflags::bitflags! {
+    /// RMP permissions of a lower VMPL on a page (RMPADJUST RDX bits 7:0).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct Perms: u8 {
+        /// Read.
+        const READ = svsm_abi::rmp::PERM_READ;
+        /// Write.
+        const WRITE = svsm_abi::rmp::PERM_WRITE;
+        /// Execute in user mode.
+        const EXEC_USER = svsm_abi::rmp::PERM_EXEC_USER;
+        /// Execute in supervisor mode.
+        const EXEC_SUPERVISOR = svsm_abi::rmp::PERM_EXEC_SUPERVISOR;
+    }
+}
+
+/// A failing RMP instruction (PVALIDATE or RMPADJUST), by its return code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RmpError {
+    /// FAIL_INPUT (1): bad address, page not assigned to the guest, bad attributes.
+    FailInput,
+    /// FAIL_PERMISSION (2): RMPADJUST beyond the caller's own rights.
+    FailPermission,
+    /// FAIL_SIZEMISMATCH (6): the size asked for differs from the RMP entry's.
+    FailSizeMismatch,
+}
+
+impl RmpError {
+    /// The instruction's return code.
+    pub const fn code(self) -> u32 {
+        match self {
+            Self::FailInput => svsm_abi::rmp::ret::FAIL_INPUT,
+            Self::FailPermission => svsm_abi::rmp::ret::FAIL_PERMISSION,
+            Self::FailSizeMismatch => svsm_abi::rmp::ret::FAIL_SIZEMISMATCH,
+        }
+    }
+}
+
+/// What PVALIDATE did when it did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PvalidateOutcome {
+    /// The validated bit changed.
+    Changed,
+    /// The validated bit already had the value asked for (rFLAGS.CF = 1).
+    Unchanged,
+}
+
+/// A page-state-change operation asked of the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PscOp {
+    /// Assign the page to the guest (it is then private and not validated).
+    Private,
+    /// Make the page shared with the host.
+    Shared,
+}
+
+/// One page-state-change request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PscRequest {
+    /// The page.
+    pub gpa: Gpa,
+    /// Its size.
+    pub size: PageSize,
+    /// The change.
+    pub op: PscOp,
+}
+
+/// AP creation requests (GHCB SNP_AP_CREATION).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApOp {
+    /// Create and start the vCPU.
+    Create,
+    /// Destroy the vCPU.
+    Destroy,
+}
+
+/// A failure in talking to the host. Every variant ends in termination when the
+/// monitor cannot continue safely.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostError {
+    /// The host answered with an error code (it refused the service).
+    Refused(u64),
+    /// The host's answer contradicts the request or itself (field named).
+    Inconsistent(&'static str),
+}
+
+/// Why Vigil asks the host to terminate the VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TermReason {
+    /// The host answered inconsistently.
+    HostInconsistent,
+    /// The host refused a service Vigil cannot do without.
+    HostRefused,
+    /// A guest-request answer failed authentication or checks (VMPCK0 wiped).
+    GuestRequestFailed,
+    /// Vigil's own memory was taken away by the host (a #VC on Vigil memory).
+    VigilMemoryLost,
+}
+
+impl TermReason {
+    /// The GHCB termination reason code (reason set 1, SVSM).
+    pub const fn code(self) -> u64 {
+        match self {
+            Self::HostInconsistent => svsm_abi::ghcb::term::HOST_INCONSISTENT,
+            Self::HostRefused => svsm_abi::ghcb::term::HOST_REFUSED,
+            Self::GuestRequestFailed => svsm_abi::ghcb::term::GUEST_REQUEST_AUTH,
+            Self::VigilMemoryLost => 0x13,
+        }
+    }
+}
+
+/// The machine as the monitor sees it. Memory accesses go through [`GuestMemory`]
+/// (at VMPL0's rights: Vigil can read any validated private page).
+pub trait Platform: GuestMemory {
+    /// PVALIDATE at VMPL0.
+    fn pvalidate(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        validate: bool,
+    ) -> Result<PvalidateOutcome, RmpError>;
+    /// RMPADJUST at VMPL0: set `target`'s permissions on the page and its VMSA bit.
+    fn rmpadjust(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        target: Vmpl,
+        perms: Perms,
+        vmsa: bool,
+    ) -> Result<(), RmpError>;
+    /// Ask the host to change page states (GHCB page-state change).
+    fn page_state_change(&mut self, req: &[PscRequest]) -> Result<(), HostError>;
+    /// Ask the host to create or destroy a vCPU (GHCB AP creation).
+    fn ap_create(
+        &mut self,
+        op: ApOp,
+        apic_id: u32,
+        vmsa: Gpa,
+        sev_features: u64,
+    ) -> Result<(), HostError>;
+    /// Send one encrypted guest-request page to the security processor through the
+    /// host and receive the encrypted response page.
+    fn guest_request(&mut self, request: &[u8; 4096]) -> Result<[u8; 4096], HostError>;
+    /// Ask the host to terminate the VM. On hardware this does not return; the sim
+    /// records it and the monitor refuses every further call.
+    fn terminate(&mut self, reason: TermReason);
+}

@@ -1,0 +1,308 @@
+//! The simulated machine: memory, RMP, hypervisor, PSP; implements [`Platform`].
+use super::hypervisor::{ExitStats, Hypervisor};
+use super::psp::{new_psp, SimPsp};
+use super::rmp::Rmp;
+use crate::addr::{Gpa, PageSize, PAGE_SIZE_4K};
+use crate::ghcb::{
+    ap_create_request, check_psc_answer, check_simple_answer, guest_request_request, psc_continue,
+    psc_request, PscProgress,
+};
+use crate::memory::{GuestMemory, MemError};
+use crate::platform::{
+    ApOp, HostError, Perms, Platform, PscRequest, PvalidateOutcome, RmpError, TermReason,
+};
+use std::boxed::Box;
+use std::collections::HashMap;
+use std::vec::Vec;
+use svsm_abi::ghcb::PSC_MAX_ENTRIES;
+use zerocopy::IntoBytes;
+
+/// A racing writer: after every VMPL0 read that overlaps `[at, at + bytes.len())`, the
+/// bytes are written there (another vCPU of the guest rewriting its request).
+#[derive(Clone, Debug)]
+pub struct Race {
+    /// Where.
+    pub at: Gpa,
+    /// What.
+    pub bytes: Vec<u8>,
+}
+
+/// The machine.
+pub struct SimMachine {
+    /// The RMP.
+    pub rmp: Rmp,
+    mem: HashMap<u64, Box<[u8; 4096]>>,
+    /// The hypervisor.
+    pub hv: Hypervisor,
+    /// The security processor.
+    pub psp: SimPsp,
+    /// Host exits counted.
+    pub exits: ExitStats,
+    /// Termination requested by Vigil.
+    pub terminated: Option<TermReason>,
+    /// An active racing writer.
+    pub race: Option<Race>,
+    /// VMPL0 reads done.
+    pub reads: u64,
+    /// Page-state changes Vigil itself asked for (invariant 1: never on its memory).
+    pub vigil_psc: Vec<PscRequest>,
+    /// Vigil's memory (base, size), so that the machine notices when the host takes it.
+    pub vigil_range: (u64, u64),
+    /// The host changed the state of a page of Vigil's memory.
+    pub vigil_lost: bool,
+    ghcb_gpa: Gpa,
+}
+
+impl SimMachine {
+    /// A machine with `ram_size` bytes of RAM, all hypervisor-owned.
+    pub fn new(ram_size: u64, seed: u64) -> Self {
+        Self {
+            rmp: Rmp::new(ram_size / PAGE_SIZE_4K),
+            mem: HashMap::new(),
+            hv: Hypervisor::new(seed),
+            psp: new_psp(),
+            exits: ExitStats::default(),
+            terminated: None,
+            race: None,
+            reads: 0,
+            vigil_psc: Vec::new(),
+            vigil_range: (0, 0),
+            vigil_lost: false,
+            ghcb_gpa: Gpa(ram_size),
+        }
+    }
+
+    fn raw_read(&self, gpa: u64, buf: &mut [u8]) {
+        let mut off = 0usize;
+        while off < buf.len() {
+            let a = gpa + off as u64;
+            let po = (a % PAGE_SIZE_4K) as usize;
+            let n = (4096 - po).min(buf.len() - off);
+            match self.mem.get(&(a / PAGE_SIZE_4K)) {
+                Some(p) => buf[off..off + n].copy_from_slice(&p[po..po + n]),
+                None => buf[off..off + n].fill(0),
+            }
+            off += n;
+        }
+    }
+
+    fn raw_write(&mut self, gpa: u64, buf: &[u8]) {
+        let mut off = 0usize;
+        while off < buf.len() {
+            let a = gpa + off as u64;
+            let po = (a % PAGE_SIZE_4K) as usize;
+            let n = (4096 - po).min(buf.len() - off);
+            let p = self
+                .mem
+                .entry(a / PAGE_SIZE_4K)
+                .or_insert_with(|| Box::new([0u8; 4096]));
+            p[po..po + n].copy_from_slice(&buf[off..off + n]);
+            off += n;
+        }
+    }
+
+    fn check(&self, vmpl: u8, gpa: Gpa, len: usize, write: bool) -> Result<(), MemError> {
+        if len == 0 {
+            return Ok(());
+        }
+        let end = gpa
+            .0
+            .checked_add(len as u64)
+            .ok_or(MemError::OutOfRange(gpa))?;
+        if end > self.rmp.len() * PAGE_SIZE_4K {
+            return Err(MemError::OutOfRange(gpa));
+        }
+        for gfn in gpa.gfn()..end.div_ceil(PAGE_SIZE_4K) {
+            if !self.rmp.may_access(vmpl, gfn, write) {
+                return Err(MemError::NotValidated(Gpa::from_gfn(gfn)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A read by the guest at `vmpl` (RMP permissions apply).
+    pub fn guest_read(&self, vmpl: u8, gpa: Gpa, buf: &mut [u8]) -> Result<(), MemError> {
+        self.check(vmpl, gpa, buf.len(), false)?;
+        self.raw_read(gpa.0, buf);
+        Ok(())
+    }
+
+    /// A write by the guest at `vmpl` (RMP permissions apply).
+    pub fn guest_write(&mut self, vmpl: u8, gpa: Gpa, buf: &[u8]) -> Result<(), MemError> {
+        self.check(vmpl, gpa, buf.len(), true)?;
+        self.raw_write(gpa.0, buf);
+        Ok(())
+    }
+
+    /// A write by the host: only shared (unassigned) pages.
+    pub fn host_write(&mut self, gpa: Gpa, buf: &[u8]) -> bool {
+        let end = gpa.0 + buf.len() as u64;
+        for gfn in gpa.gfn()..end.div_ceil(PAGE_SIZE_4K) {
+            if self.rmp.get(gfn).is_none_or(|e| e.assigned) {
+                return false;
+            }
+        }
+        self.raw_write(gpa.0, buf);
+        true
+    }
+
+    fn note_vigil(&mut self, gpa: Gpa, len: u64) {
+        let (b, s) = self.vigil_range;
+        if gpa.0 < b + s && gpa.0.saturating_add(len) > b {
+            self.vigil_lost = true;
+        }
+    }
+
+    /// Raw memory contents, whatever the RMP says (for invariant checks).
+    pub fn peek(&self, gpa: Gpa, buf: &mut [u8]) {
+        self.raw_read(gpa.0, buf);
+    }
+
+    /// The launch: assign and validate pages as the security processor does for the
+    /// launch image, giving `guest_vmpl` the rights `perms`.
+    pub fn launch_page(&mut self, gpa: Gpa, guest_vmpl: u8, perms: Perms) {
+        self.rmp.rmpupdate(gpa, PageSize::Size4K, true);
+        let _ = self.rmp.pvalidate(gpa, PageSize::Size4K, true);
+        self.rmp.mark_zeroed(gpa.gfn());
+        if !perms.is_empty() {
+            let _ = self
+                .rmp
+                .rmpadjust(0, gpa, PageSize::Size4K, guest_vmpl, perms, false);
+        }
+    }
+
+    /// The host remaps a page: makes it shared, writes its own bytes, makes it private
+    /// again (the validated bit is gone, the contents are the host's).
+    pub fn host_remap(&mut self, gpa: Gpa, fill: u8) {
+        let gpa = Gpa(gpa.0 & !(PAGE_SIZE_4K - 1));
+        self.note_vigil(gpa, PAGE_SIZE_4K);
+        if let Some(e) = self.rmp.get(gpa.gfn()) {
+            if e.size_2m {
+                let base = Gpa(gpa.0 & !(crate::addr::PAGE_SIZE_2M - 1));
+                self.rmp.psmash(base);
+            }
+        }
+        self.rmp.rmpupdate(gpa, PageSize::Size4K, false);
+        self.host_write(gpa, &[fill; 4096]);
+        self.rmp.rmpupdate(gpa, PageSize::Size4K, true);
+    }
+
+    /// The guest's (or Vigil's) page-state change through the GHCB: batches of at most
+    /// 253 entries, re-issued while the host reports partial progress; every answer is
+    /// checked by [`crate::ghcb`].
+    pub fn psc(&mut self, req: &[PscRequest]) -> Result<(), HostError> {
+        for r in req {
+            self.note_vigil(r.gpa, r.size.bytes());
+        }
+        for chunk in req.chunks(PSC_MAX_ENTRIES) {
+            let Some(mut g) = psc_request(self.ghcb_gpa, chunk) else {
+                return Err(HostError::Inconsistent("empty request"));
+            };
+            loop {
+                self.exits.psc += 1;
+                let mut page = [0u8; 4096];
+                page.copy_from_slice(g.as_bytes());
+                self.hv.answer_psc(&mut page, &mut self.rmp);
+                match check_psc_answer(&g, &page)? {
+                    PscProgress::Done => break,
+                    PscProgress::Partial(n) => psc_continue(&mut g, n),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GuestMemory for SimMachine {
+    fn read(&mut self, gpa: Gpa, buf: &mut [u8]) -> Result<(), MemError> {
+        self.check(0, gpa, buf.len(), false)?;
+        self.raw_read(gpa.0, buf);
+        self.reads += 1;
+        if let Some(r) = self.race.clone() {
+            let end = gpa.0 + buf.len() as u64;
+            if r.at.0 < end && r.at.0 + r.bytes.len() as u64 > gpa.0 {
+                self.raw_write(r.at.0, &r.bytes);
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, gpa: Gpa, buf: &[u8]) -> Result<(), MemError> {
+        self.check(0, gpa, buf.len(), true)?;
+        self.raw_write(gpa.0, buf);
+        Ok(())
+    }
+
+    fn zero(&mut self, gpa: Gpa, len: u64) -> Result<(), MemError> {
+        self.check(0, gpa, len as usize, true)?;
+        if gpa.0 % PAGE_SIZE_4K == 0 && len % PAGE_SIZE_4K == 0 {
+            for gfn in gpa.gfn()..gpa.gfn() + len / PAGE_SIZE_4K {
+                self.mem.remove(&gfn);
+                self.rmp.mark_zeroed(gfn);
+            }
+        } else {
+            let z = std::vec![0u8; len as usize];
+            self.raw_write(gpa.0, &z);
+        }
+        Ok(())
+    }
+}
+
+impl Platform for SimMachine {
+    fn pvalidate(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        validate: bool,
+    ) -> Result<PvalidateOutcome, RmpError> {
+        self.rmp.pvalidate(gpa, size, validate)
+    }
+
+    fn rmpadjust(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        target: crate::addr::Vmpl,
+        perms: Perms,
+        vmsa: bool,
+    ) -> Result<(), RmpError> {
+        self.rmp.rmpadjust(0, gpa, size, target.get(), perms, vmsa)
+    }
+
+    fn page_state_change(&mut self, req: &[PscRequest]) -> Result<(), HostError> {
+        self.vigil_psc.extend_from_slice(req);
+        self.psc(req)
+    }
+
+    fn ap_create(
+        &mut self,
+        op: ApOp,
+        apic_id: u32,
+        vmsa: Gpa,
+        sev_features: u64,
+    ) -> Result<(), HostError> {
+        self.exits.ap_create += 1;
+        let g = ap_create_request(op, apic_id, vmsa, sev_features);
+        let mut page = [0u8; 4096];
+        page.copy_from_slice(g.as_bytes());
+        self.hv.answer_ap(&mut page);
+        check_simple_answer(&page)
+    }
+
+    fn guest_request(&mut self, request: &[u8; 4096]) -> Result<[u8; 4096], HostError> {
+        self.exits.guest_request += 1;
+        let g = guest_request_request(Gpa(self.ghcb_gpa.0 + 0x1000), Gpa(self.ghcb_gpa.0 + 0x2000));
+        let mut page = [0u8; 4096];
+        page.copy_from_slice(g.as_bytes());
+        let resp = self
+            .hv
+            .answer_guest_request(&mut page, request, &mut self.psp);
+        check_simple_answer(&page)?;
+        Ok(resp)
+    }
+
+    fn terminate(&mut self, reason: TermReason) {
+        self.exits.terminate += 1;
+        self.terminated = Some(reason);
+    }
+}

@@ -1,0 +1,196 @@
+//! The simulated RMP: one entry per 4 KiB page, with PVALIDATE and RMPADJUST semantics
+//! after the APM (vol. 2, SEV-SNP): FAIL_INPUT for pages not assigned to the guest or
+//! misaligned 2 MiB requests, FAIL_SIZEMISMATCH when the request's size differs from
+//! the entry's, FAIL_PERMISSION when a VMPL grants what it does not have or targets a
+//! VMPL not below itself, and rFLAGS.CF (`Unchanged`) when PVALIDATE changes nothing.
+use crate::addr::{Gpa, PageSize};
+use crate::platform::{Perms, PvalidateOutcome, RmpError};
+use std::vec;
+use std::vec::Vec;
+
+/// One RMP entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RmpEntry {
+    /// Assigned to the guest (private); false = shared / hypervisor-owned.
+    pub assigned: bool,
+    /// Validated by PVALIDATE.
+    pub validated: bool,
+    /// The page is a VMSA.
+    pub vmsa: bool,
+    /// The entry is part of a 2 MiB RMP page.
+    pub size_2m: bool,
+    /// Permissions of VMPL1..3 (index 1..3); VMPL0 has all rights on assigned pages.
+    pub perms: [u8; 4],
+    /// Model bookkeeping: validated but not yet zeroed by VMPL0 (invariant 3).
+    pub needs_zero: bool,
+    /// Model bookkeeping: PVALIDATE(validate) calls since the host last assigned it.
+    pub validations: u8,
+}
+
+/// The RMP.
+#[derive(Clone, Debug)]
+pub struct Rmp {
+    e: Vec<RmpEntry>,
+    /// Times a lower VMPL was granted access to a page that was validated and not
+    /// zeroed since (invariant 3 violations, must stay 0).
+    pub unzeroed_grants: u64,
+}
+
+impl Rmp {
+    /// An RMP for `pages` 4 KiB pages, all hypervisor-owned.
+    pub fn new(pages: u64) -> Self {
+        Self {
+            e: vec![RmpEntry::default(); pages as usize],
+            unzeroed_grants: 0,
+        }
+    }
+    /// Number of entries.
+    pub fn len(&self) -> u64 {
+        self.e.len() as u64
+    }
+    /// Whether the RMP is empty.
+    pub fn is_empty(&self) -> bool {
+        self.e.is_empty()
+    }
+    /// The entry of `gfn`.
+    pub fn get(&self, gfn: u64) -> Option<&RmpEntry> {
+        self.e.get(gfn as usize)
+    }
+    fn range(&self, gpa: Gpa, size: PageSize) -> Option<core::ops::Range<usize>> {
+        let first = gpa.gfn() as usize;
+        let last = first.checked_add(size.frames() as usize)?;
+        (last <= self.e.len()).then_some(first..last)
+    }
+
+    /// RMPUPDATE by the host (page-state change): assign (private) or unassign
+    /// (shared). Either way the page loses its validation, its VMSA bit and every
+    /// lower-VMPL permission. A 2 MiB change marks all 512 entries as one 2 MiB page.
+    pub fn rmpupdate(&mut self, gpa: Gpa, size: PageSize, assigned: bool) -> bool {
+        if !gpa.is_aligned(size) {
+            return false;
+        }
+        let Some(r) = self.range(gpa, size) else {
+            return false;
+        };
+        for x in &mut self.e[r] {
+            *x = RmpEntry {
+                assigned,
+                size_2m: size == PageSize::Size2M,
+                ..Default::default()
+            };
+        }
+        true
+    }
+
+    /// PSMASH: split a 2 MiB entry into 4 KiB entries (state kept).
+    pub fn psmash(&mut self, gpa: Gpa) -> bool {
+        let Some(r) = self.range(gpa, PageSize::Size2M) else {
+            return false;
+        };
+        for x in &mut self.e[r] {
+            x.size_2m = false;
+        }
+        true
+    }
+
+    fn check_size(&self, r: &core::ops::Range<usize>, size: PageSize) -> Result<(), RmpError> {
+        for x in &self.e[r.clone()] {
+            if !x.assigned {
+                return Err(RmpError::FailInput);
+            }
+            if x.size_2m != (size == PageSize::Size2M) {
+                return Err(RmpError::FailSizeMismatch);
+            }
+        }
+        Ok(())
+    }
+
+    /// PVALIDATE (only VMPL0 may execute it).
+    pub fn pvalidate(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        validate: bool,
+    ) -> Result<PvalidateOutcome, RmpError> {
+        if !gpa.is_aligned(size) {
+            return Err(RmpError::FailInput);
+        }
+        let r = self.range(gpa, size).ok_or(RmpError::FailInput)?;
+        self.check_size(&r, size)?;
+        if self.e[r.start].validated == validate {
+            return Ok(PvalidateOutcome::Unchanged);
+        }
+        for x in &mut self.e[r] {
+            x.validated = validate;
+            if validate {
+                x.needs_zero = true;
+                x.validations = x.validations.saturating_add(1);
+            }
+        }
+        Ok(PvalidateOutcome::Changed)
+    }
+
+    /// RMPADJUST executed at `caller` VMPL.
+    pub fn rmpadjust(
+        &mut self,
+        caller: u8,
+        gpa: Gpa,
+        size: PageSize,
+        target: u8,
+        perms: Perms,
+        vmsa: bool,
+    ) -> Result<(), RmpError> {
+        if target <= caller || target > 3 {
+            return Err(RmpError::FailPermission);
+        }
+        if !gpa.is_aligned(size) || (vmsa && size == PageSize::Size2M) {
+            return Err(RmpError::FailInput);
+        }
+        let r = self.range(gpa, size).ok_or(RmpError::FailInput)?;
+        self.check_size(&r, size)?;
+        for x in &self.e[r.clone()] {
+            if !x.validated {
+                return Err(RmpError::FailInput);
+            }
+            let have = if caller == 0 {
+                0x0f
+            } else {
+                x.perms[caller as usize]
+            };
+            if perms.bits() & !have != 0 {
+                return Err(RmpError::FailPermission);
+            }
+        }
+        for x in &mut self.e[r] {
+            if !perms.is_empty() && x.needs_zero {
+                self.unzeroed_grants += 1;
+            }
+            x.perms[target as usize] = perms.bits();
+            x.vmsa = vmsa;
+        }
+        Ok(())
+    }
+
+    /// Model bookkeeping: VMPL0 zeroed the whole page `gfn`.
+    pub fn mark_zeroed(&mut self, gfn: u64) {
+        if let Some(x) = self.e.get_mut(gfn as usize) {
+            x.needs_zero = false;
+        }
+    }
+
+    /// Whether `vmpl` may access `gfn` (read, or write if `write`).
+    pub fn may_access(&self, vmpl: u8, gfn: u64, write: bool) -> bool {
+        let Some(x) = self.get(gfn) else { return false };
+        if !x.assigned || !x.validated {
+            return false;
+        }
+        if vmpl == 0 {
+            return true;
+        }
+        if x.vmsa {
+            return false;
+        }
+        let need = if write { Perms::WRITE } else { Perms::READ };
+        x.perms[vmpl as usize & 3] & need.bits() != 0
+    }
+}

@@ -1,0 +1,262 @@
+//! A whole simulated VM: the machine launched with Vigil's memory and a guest image,
+//! the monitor on top, and guest-side helpers (calls, lists, page-state changes) for
+//! tests, property tests, the soak run, benchmarks and fuzzers.
+use super::machine::SimMachine;
+use crate::addr::{Gpa, PageSize, PAGE_SIZE_4K};
+use crate::memory::MemError;
+use crate::platform::{HostError, Perms, PscOp, PscRequest};
+use crate::policy::Policy;
+use crate::{CallOutcome, Monitor, MonitorConfig};
+use std::vec::Vec;
+use svsm_abi::calling_area::SvsmRegs;
+use svsm_abi::pvalidate::PvalidateEntry;
+use svsm_abi::vmsa::Vmsa;
+use zerocopy::{FromZeros, IntoBytes};
+
+/// Layout of a simulated VM.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Bytes of RAM.
+    pub ram_size: u64,
+    /// Vigil's memory.
+    pub vigil_base: u64,
+    /// Size of Vigil's memory.
+    pub vigil_size: u64,
+    /// The launch image: [0, launch_size) validated for the guest, 4 KiB pages.
+    pub launch_size: u64,
+    /// The policy.
+    pub policy: Policy,
+    /// Seed of the hypervisor's randomness.
+    pub seed: u64,
+}
+
+impl SimConfig {
+    /// 8 MiB of RAM: launch image [0, 1 MiB), Vigil at [4 MiB, 6 MiB), the rest free
+    /// (with two 2 MiB-aligned regions, [2, 4) and [6, 8) MiB).
+    pub fn small(seed: u64) -> Self {
+        Self {
+            ram_size: 8 << 20,
+            vigil_base: 4 << 20,
+            vigil_size: 2 << 20,
+            launch_size: 1 << 20,
+            policy: Policy::default(),
+            seed,
+        }
+    }
+    /// 1 GiB of free RAM at [4 MiB, 1 GiB + 4 MiB) for the benchmarks; Vigil above it.
+    pub fn gib(seed: u64) -> Self {
+        Self {
+            ram_size: (1 << 30) + (8 << 20),
+            vigil_base: (1 << 30) + (4 << 20),
+            vigil_size: 4 << 20,
+            launch_size: 1 << 20,
+            policy: Policy::default(),
+            seed,
+        }
+    }
+}
+
+/// Boot vCPU's APIC ID.
+pub const BOOT_APIC: u32 = 0;
+/// Boot vCPU's calling area.
+pub const BOOT_CAA: Gpa = Gpa(0x1000);
+/// A page of the launch image the tests use for lists.
+pub const LIST_PAGE: Gpa = Gpa(0x2000);
+
+/// The VM.
+pub struct SimVm {
+    /// The monitor (which owns the machine).
+    pub m: Monitor<SimMachine>,
+    /// Calls that reached the dispatcher (each must have logged one record).
+    pub dispatched: u64,
+    cfg: SimConfig,
+}
+
+impl SimVm {
+    /// Launches a VM.
+    pub fn new(cfg: SimConfig) -> Self {
+        let mut mach = SimMachine::new(cfg.ram_size, cfg.seed);
+        mach.vigil_range = (cfg.vigil_base, cfg.vigil_size);
+        let gv = cfg.policy.guest_vmpl;
+        let mut pre = Vec::new();
+        let mut a = 0;
+        while a < cfg.launch_size {
+            mach.launch_page(Gpa(a), gv, Perms::all());
+            pre.push((Gpa(a), PageSize::Size4K));
+            a += PAGE_SIZE_4K;
+        }
+        let mut a = cfg.vigil_base;
+        while a < cfg.vigil_base + cfg.vigil_size {
+            mach.launch_page(Gpa(a), gv, Perms::empty());
+            a += PAGE_SIZE_4K;
+        }
+        let mc = MonitorConfig {
+            ram_size: cfg.ram_size,
+            vigil_base: Gpa(cfg.vigil_base),
+            vigil_size: cfg.vigil_size,
+            boot_apic_id: BOOT_APIC,
+            boot_caa: BOOT_CAA,
+            prevalidated: pre,
+            vmpck0: super::psp::test_vmpcks()[0],
+            policy: cfg.policy,
+        };
+        Self {
+            m: Monitor::new(mach, mc),
+            dispatched: 0,
+            cfg,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.cfg
+    }
+    /// The machine.
+    pub fn mach(&self) -> &SimMachine {
+        self.m.platform()
+    }
+    /// The machine, mutably.
+    pub fn mach_mut(&mut self) -> &mut SimMachine {
+        self.m.platform_mut()
+    }
+    fn gv(&self) -> u8 {
+        self.m.guest_vmpl().get()
+    }
+
+    /// An SVSM call from vCPU `apic_id`: the guest sets `call_pending` in its calling
+    /// area and switches to VMPL0 (two run-VMPL exits: there and back).
+    pub fn call_from(&mut self, apic_id: u32, regs: SvsmRegs) -> (CallOutcome, SvsmRegs) {
+        let mut regs = regs;
+        if self.mach().vigil_lost && self.m.terminated().is_none() {
+            // Vigil would take a #VC on its own memory at its next access.
+            let o = self.m.vigil_fault();
+            return (o, regs);
+        }
+        if let Some(caa) = self.m.vcpus().by_apic(apic_id).map(|v| v.caa) {
+            let gv = self.gv();
+            let _ = self.mach_mut().guest_write(gv, caa, &[1]);
+        }
+        self.mach_mut().exits.run_vmpl += 2;
+        let was_dead = self.m.terminated().is_some();
+        let o = self.m.handle_request(apic_id, &mut regs);
+        if !was_dead && o != CallOutcome::NotPending {
+            self.dispatched += 1;
+        }
+        (o, regs)
+    }
+
+    /// An SVSM call from the boot vCPU.
+    pub fn call(&mut self, rax: u64, rcx: u64, rdx: u64, r8: u64) -> (CallOutcome, SvsmRegs) {
+        self.call_from(
+            BOOT_APIC,
+            SvsmRegs {
+                rax,
+                rcx,
+                rdx,
+                r8,
+                r9: 0,
+            },
+        )
+    }
+
+    /// The guest writes its memory (RMP permissions apply).
+    pub fn guest_write(&mut self, gpa: Gpa, b: &[u8]) -> Result<(), MemError> {
+        let gv = self.gv();
+        self.mach_mut().guest_write(gv, gpa, b)
+    }
+    /// The guest reads its memory (RMP permissions apply).
+    pub fn guest_read(&self, gpa: Gpa, b: &mut [u8]) -> Result<(), MemError> {
+        self.mach().guest_read(self.gv(), gpa, b)
+    }
+
+    /// The guest asks the host for page-state changes (its own GHCB).
+    pub fn guest_psc(&mut self, req: &[PscRequest]) -> Result<(), HostError> {
+        self.mach_mut().psc(req)
+    }
+
+    /// The guest makes a range private (4 KiB or 2 MiB entries).
+    pub fn make_private(&mut self, gpa: Gpa, size: PageSize, count: u64) -> Result<(), HostError> {
+        let req: Vec<PscRequest> = (0..count)
+            .map(|i| PscRequest {
+                gpa: Gpa(gpa.0 + i * size.bytes()),
+                size,
+                op: PscOp::Private,
+            })
+            .collect();
+        self.guest_psc(&req)
+    }
+
+    /// Writes a PVALIDATE-layout list at `at` and calls `call` of the core protocol
+    /// on it; returns (RAX, `next` read back).
+    pub fn list_call(
+        &mut self,
+        call: u32,
+        at: Gpa,
+        entries: &[PvalidateEntry],
+        next: u16,
+    ) -> (u64, u16) {
+        let mut b = Vec::with_capacity(8 + entries.len() * 8);
+        b.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+        b.extend_from_slice(&next.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        for e in entries {
+            b.extend_from_slice(&e.0.to_le_bytes());
+        }
+        let _ = self.guest_write(at, &b);
+        let (_, r) = self.call(SvsmRegs::rax_for(0, call), at.0, 0, 0);
+        let mut n = [0u8; 2];
+        let _ = self.guest_read(Gpa(at.0 + 2), &mut n);
+        (r.rax, u16::from_le_bytes(n))
+    }
+
+    /// PVALIDATE through the SVSM with a list at [`LIST_PAGE`].
+    pub fn pvalidate(&mut self, entries: &[PvalidateEntry]) -> (u64, u16) {
+        self.list_call(
+            svsm_abi::core_protocol::call::PVALIDATE,
+            LIST_PAGE,
+            entries,
+            0,
+        )
+    }
+
+    /// Makes `count` pages of `size` at `gpa` private and validates them.
+    pub fn accept(&mut self, gpa: Gpa, size: PageSize, count: u64) -> u64 {
+        if self.make_private(gpa, size, count).is_err() {
+            return u64::MAX;
+        }
+        let entries: Vec<PvalidateEntry> = (0..count)
+            .map(|i| {
+                PvalidateEntry::new(
+                    (gpa.0 + i * size.bytes()) >> 12,
+                    size == PageSize::Size2M,
+                    true,
+                    false,
+                )
+            })
+            .collect();
+        let mut last = 0;
+        for chunk in entries.chunks(svsm_abi::pvalidate::MAX_ENTRIES) {
+            last = self.pvalidate(chunk).0;
+            if last != 0 {
+                return last;
+            }
+        }
+        last
+    }
+
+    /// Writes a VMSA image for a guest vCPU at `gpa`.
+    pub fn write_vmsa(
+        &mut self,
+        gpa: Gpa,
+        vmpl: u8,
+        sev_features: u64,
+        efer: u64,
+    ) -> Result<(), MemError> {
+        let mut v = Vmsa::new_zeroed();
+        v.vmpl = vmpl;
+        v.sev_features = sev_features;
+        v.efer = efer;
+        v.rip = 0xfff0;
+        self.guest_write(gpa, v.as_bytes())
+    }
+}

@@ -2,3 +2,6 @@
 //! SVSM services manifest and Vigil's event log). The `vigil-verify` binary is a thin
 //! layer over this library.
 #![forbid(unsafe_code)]
+
+pub mod oids;
+pub mod test_chain;

@@ -21,6 +21,8 @@ use zerocopy::IntoBytes;
 /// bytes are written there (another vCPU of the guest rewriting its request).
 #[derive(Clone, Debug)]
 pub struct Race {
+    /// The racing vCPU's VMPL (its writes obey the RMP like any guest write).
+    pub vmpl: u8,
     /// Where.
     pub at: Gpa,
     /// What.
@@ -221,7 +223,8 @@ impl GuestMemory for SimMachine {
         if let Some(r) = self.race.clone() {
             let end = gpa.0 + buf.len() as u64;
             if r.at.0 < end && r.at.0 + r.bytes.len() as u64 > gpa.0 {
-                self.raw_write(r.at.0, &r.bytes);
+                // Fails (and writes nothing) when the racer has no write access.
+                let _ = self.guest_write(r.vmpl, r.at, &r.bytes);
             }
         }
         Ok(())

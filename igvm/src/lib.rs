@@ -1,3 +1,14 @@
 //! Build, measure, sign and inspect IGVM files that package Vigil with its guest
 //! firmware. The `vigil-igvm` binary is a thin layer over this library.
+//!
+//! Modules: [`digest`] (the SNP launch-digest chain), [`ovmf`] and [`ovmf_measure`]
+//! (OVMF images and sev-snp-measure's modes), [`reset_vmsa`] (VMM-built VMSAs).
 #![forbid(unsafe_code)]
+
+pub mod digest;
+pub mod error;
+pub mod ovmf;
+pub mod ovmf_measure;
+pub mod reset_vmsa;
+
+pub use error::{Error, Result};

@@ -1,7 +1,458 @@
 //! `cargo xtask`: build, run, test and bench Vigil.
+//!
+//! Exit codes: 0 success; 1 a step or check failed (the failing steps are named);
+//! 2 bad command line (clap).
 #![forbid(unsafe_code)]
 
+mod bench;
+mod cargo;
+mod elf;
+mod error;
+mod ktest;
+mod paths;
+mod qemu;
+mod steps;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use error::XtaskError;
+use paths::{Flavour, Workspace};
+use qemu::{boot, describe_status, Accel, BootSpec, STATUS_SUCCESS};
+use steps::{build_kernel, run_steps, summarize, toolchain, AccelChoice, Ctx, Step};
+
+const EXAMPLES: &str = "Examples:
+  cargo xtask build                      # toolchain, kernel image (stripped, size printed), host tools
+  cargo xtask run                        # boot the kernel in QEMU (KVM if usable, else TCG)
+  cargo xtask run --accel tcg --append log=debug
+  cargo xtask test                       # fmt, clippy, host tests, QEMU kernel tests
+  cargo xtask test --only ktest --only ktest-solo
+  cargo xtask test --list                # the step names
+  cargo xtask bench boot -n 20           # boot time under TCG, median/min/max, with a baseline";
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run, test and bench Vigil", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the pinned toolchain, build the kernel image (checked, stripped, size
+    /// printed) and the host tools.
+    Build,
+    /// Build and boot the kernel in QEMU, showing its serial output.
+    Run {
+        /// Accelerator: auto = KVM if /dev/kvm works and a probe boot succeeds, else TCG.
+        #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+        accel: AccelChoice,
+        /// Kernel command line (e.g. `log=debug`).
+        #[arg(long, default_value = "")]
+        append: String,
+        /// Seconds before a hung kernel is killed.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Run every check: fmt, clippy (host and kernel), host tests, QEMU kernel tests.
+    Test {
+        /// Run only these steps (repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Skip these steps (repeatable).
+        #[arg(long)]
+        skip: Vec<String>,
+        /// Accelerator for the QEMU steps: auto = TCG, plus KVM when usable.
+        #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
+        accel: AccelChoice,
+        /// List the steps and exit.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchWhat,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// Boot the kernel N times and report the time to its banner and to its exit, with a
+    /// baseline (a trivial PVH image, and `qemu -version`) measured in the same run.
+    Boot {
+        /// Boots per measurement.
+        #[arg(short = 'n', long, default_value_t = 10)]
+        runs: usize,
+        /// Accelerator (the target is software emulation).
+        #[arg(long, value_enum, default_value_t = Accel::Tcg)]
+        accel: Accel,
+        /// Print one JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+// ----------------------------------------------------------------------------------------
+// Steps of `build`.
+
+fn step_kernel(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let (image, facts, _) = build_kernel(ctx, Flavour::Release)?;
+    Ok(format!(
+        "{} ({} bytes = {:.1} KiB stripped, limit 256 KiB; PVH entry {:#x})",
+        image.display(),
+        facts.size,
+        facts.size as f64 / 1024.0,
+        facts.pvh_entry
+    ))
+}
+
+fn step_host_tools(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    ctx.cargo(&["build", "--workspace", "--bins"])?;
+    Ok(format!(
+        "binaries in {}",
+        ctx.ws.target.join("debug").display()
+    ))
+}
+
+static TOOLCHAIN: Step = Step {
+    name: "toolchain",
+    what: "rustup toolchain install",
+    run: toolchain,
+};
+static KERNEL: Step = Step {
+    name: "kernel",
+    what: "build the kernel image",
+    run: step_kernel,
+};
+static HOST_TOOLS: Step = Step {
+    name: "host-tools",
+    what: "cargo build --workspace --bins",
+    run: step_host_tools,
+};
+
+// ----------------------------------------------------------------------------------------
+// Steps of `run`.
+
+fn step_qemu(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let q = ctx.qemu()?;
+    let (a, why) = ctx.accel()?;
+    Ok(format!(
+        "{} ({}); accelerator {}: {}",
+        q.binary.display(),
+        q.version,
+        a.name(),
+        why
+    ))
+}
+
+static RUN_APPEND: std::sync::OnceLock<(String, u64)> = std::sync::OnceLock::new();
+
+fn step_boot(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let q = ctx.qemu()?;
+    let (accel, _) = ctx.accel()?;
+    let image = ctx.ws.kernel_image(Flavour::Release);
+    let (append, timeout) = RUN_APPEND.get().cloned().unwrap_or_default();
+    println!();
+    let o = boot(
+        &q,
+        &BootSpec {
+            image: &image,
+            append: &append,
+            accel,
+            timeout: Duration::from_secs(timeout),
+            echo: true,
+        },
+    )?;
+    if o.timed_out {
+        return Err(XtaskError::Check(format!(
+            "kernel hung: killed after {timeout} s; last output:\n{}",
+            o.last_lines(10)
+        )));
+    }
+    if !o.has_line(qemu::BANNER_MARKER) {
+        return Err(XtaskError::Check("the kernel banner never appeared".into()));
+    }
+    if o.status != Some(STATUS_SUCCESS) {
+        return Err(XtaskError::Check(format!(
+            "kernel exited with {}{}",
+            describe_status(o.status),
+            if o.stderr.is_empty() {
+                String::new()
+            } else {
+                format!("; QEMU: {}", o.stderr.trim())
+            }
+        )));
+    }
+    Ok(format!(
+        "kernel exited with {} after {:.2} s ({})",
+        describe_status(o.status),
+        o.elapsed.as_secs_f64(),
+        accel.name()
+    ))
+}
+
+static QEMU: Step = Step {
+    name: "qemu",
+    what: "find QEMU, choose the accelerator",
+    run: step_qemu,
+};
+static BOOT: Step = Step {
+    name: "boot",
+    what: "boot the kernel (banner, platform, memory map)",
+    run: step_boot,
+};
+
+// ----------------------------------------------------------------------------------------
+// Steps of `test`.
+
+fn step_fmt(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    ctx.cargo(&["fmt", "--all", "--", "--check"])?;
+    Ok(String::new())
+}
+
+fn step_clippy_host(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    ctx.cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    Ok(String::new())
+}
+
+fn step_clippy_kernel(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    for features in [None, Some("ktest"), Some("ktest-selftest-fail")] {
+        let mut args = vec!["clippy", "-p", "svsm", "--target", paths::KERNEL_TARGET];
+        if let Some(f) = features {
+            args.extend(["--features", f]);
+        }
+        args.extend(["--", "-D", "warnings"]);
+        ctx.cargo(&args)?;
+    }
+    Ok("no features, ktest, ktest-selftest-fail".into())
+}
+
+fn step_test_host(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let (_, out) = ctx.cargo_output(&["test", "--workspace"])?;
+    let (mut passed, mut failed, mut ignored, mut suites) = (0u64, 0u64, 0u64, 0u64);
+    for l in out.lines().filter(|l| l.starts_with("test result:")) {
+        suites += 1;
+        let num = |key: &str| -> u64 {
+            l.split(';')
+                .find(|p| p.trim_end().ends_with(key))
+                .and_then(|p| p.split_whitespace().rev().nth(1))
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        passed += num("passed");
+        failed += num("failed");
+        ignored += num("ignored");
+    }
+    Ok(format!(
+        "{suites} test binaries: {passed} passed, {failed} failed, {ignored} ignored"
+    ))
+}
+
+fn step_kernel_image(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    step_kernel(ctx)
+}
+
+const SUITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn step_ktest(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let (image, _, _) = build_kernel(ctx, Flavour::Ktest)?;
+    let q = ctx.qemu()?;
+    let mut parts = Vec::new();
+    for accel in ctx.test_accels()? {
+        let o = boot(
+            &q,
+            &BootSpec {
+                image: &image,
+                append: "ktest=all",
+                accel,
+                timeout: SUITE_TIMEOUT,
+                echo: false,
+            },
+        )?;
+        let r = ktest::judge_suite(&o)
+            .map_err(|e| XtaskError::Check(format!("[{}] {e}", accel.name())))?;
+        parts.push(format!(
+            "{} passed on {} in {:.2} s",
+            r.passed(),
+            accel.name(),
+            o.elapsed.as_secs_f64()
+        ));
+    }
+    Ok(parts.join("; "))
+}
+
+fn step_ktest_solo(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let (image, _, _) = build_kernel(ctx, Flavour::Ktest)?;
+    let q = ctx.qemu()?;
+    let mut errors = Vec::new();
+    let mut names = Vec::new();
+    for e in ktest::SOLO {
+        let append = format!("ktest={}", e.name);
+        let o = boot(
+            &q,
+            &BootSpec {
+                image: &image,
+                append: &append,
+                accel: Accel::Tcg,
+                timeout: SUITE_TIMEOUT,
+                echo: false,
+            },
+        )?;
+        match ktest::judge_solo(e, &o) {
+            Ok(()) => names.push(format!("{} (exit {})", e.name, e.status)),
+            Err(msg) => errors.push(msg),
+        }
+    }
+    if errors.is_empty() {
+        Ok(format!("TCG: {}", names.join(", ")))
+    } else {
+        Err(XtaskError::Check(errors.join("\n")))
+    }
+}
+
+fn step_ktest_selftest(ctx: &mut Ctx) -> Result<String, XtaskError> {
+    let (image, _, _) = build_kernel(ctx, Flavour::SelftestFail)?;
+    let q = ctx.qemu()?;
+    let o = boot(
+        &q,
+        &BootSpec {
+            image: &image,
+            append: "ktest=all",
+            accel: Accel::Tcg,
+            timeout: SUITE_TIMEOUT,
+            echo: false,
+        },
+    )?;
+    let report = ktest::judge_selftest(&o).map_err(XtaskError::Check)?;
+    Ok(format!(
+        "a failing in-kernel test fails the suite and is named: \"{report}\""
+    ))
+}
+
+static FMT: Step = Step {
+    name: "fmt",
+    what: "cargo fmt --all -- --check",
+    run: step_fmt,
+};
+static CLIPPY_HOST: Step = Step {
+    name: "clippy-host",
+    what: "cargo clippy --workspace --all-targets -- -D warnings",
+    run: step_clippy_host,
+};
+static CLIPPY_KERNEL: Step = Step {
+    name: "clippy-kernel",
+    what: "cargo clippy -p svsm --target x86_64-unknown-none [--features ...] -- -D warnings",
+    run: step_clippy_kernel,
+};
+static TEST_HOST: Step = Step {
+    name: "test-host",
+    what: "cargo test --workspace",
+    run: step_test_host,
+};
+static KERNEL_IMAGE: Step = Step {
+    name: "kernel-image",
+    what: "build and check the kernel image",
+    run: step_kernel_image,
+};
+static KTEST: Step = Step {
+    name: "ktest",
+    what: "in-kernel tests in QEMU (ktest=all)",
+    run: step_ktest,
+};
+static KTEST_SOLO: Step = Step {
+    name: "ktest-solo",
+    what: "boot-ending tests, one QEMU boot each",
+    run: step_ktest_solo,
+};
+static KTEST_SELFTEST: Step = Step {
+    name: "ktest-selftest",
+    what: "a deliberately failing in-kernel test must fail the run",
+    run: step_ktest_selftest,
+};
+
+/// The steps of `cargo xtask test`, in order.
+static TEST_STEPS: [&Step; 8] = [
+    &FMT,
+    &CLIPPY_HOST,
+    &CLIPPY_KERNEL,
+    &TEST_HOST,
+    &KERNEL_IMAGE,
+    &KTEST,
+    &KTEST_SOLO,
+    &KTEST_SELFTEST,
+];
+
 fn main() {
-    eprintln!("xtask: not written yet");
-    std::process::exit(2);
+    let cli = Cli::parse();
+    let ws = Workspace::locate();
+    let code = match cli.cmd {
+        Cmd::Build => {
+            let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
+            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &KERNEL, &HOST_TOOLS]);
+            summarize(&r, &ctx.compiled)
+        }
+        Cmd::Run {
+            accel,
+            append,
+            timeout,
+        } => {
+            let _ = RUN_APPEND.set((append, timeout));
+            let mut ctx = Ctx::new(ws, accel);
+            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &KERNEL, &QEMU, &BOOT]);
+            summarize(&r, &ctx.compiled)
+        }
+        Cmd::Test {
+            only,
+            skip,
+            accel,
+            list,
+        } => {
+            if list {
+                for s in TEST_STEPS {
+                    println!("{:<15} {}", s.name, s.what);
+                }
+                std::process::exit(0);
+            }
+            let unknown: Vec<&String> = only
+                .iter()
+                .chain(&skip)
+                .filter(|n| !TEST_STEPS.iter().any(|s| s.name == n.as_str()))
+                .collect();
+            if !unknown.is_empty() {
+                eprintln!("unknown step(s) {unknown:?}; `cargo xtask test --list` lists them");
+                std::process::exit(2);
+            }
+            let steps: Vec<&Step> = TEST_STEPS
+                .iter()
+                .copied()
+                .filter(|s| only.is_empty() || only.iter().any(|o| o == s.name))
+                .filter(|s| !skip.iter().any(|o| o == s.name))
+                .collect();
+            let mut ctx = Ctx::new(ws, accel);
+            let r = run_steps(&mut ctx, &steps);
+            summarize(&r, &ctx.compiled)
+        }
+        Cmd::Bench {
+            what: BenchWhat::Boot { runs, accel, json },
+        } => {
+            let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
+            match bench::run(&mut ctx, runs, accel, json) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("bench boot failed: {e}");
+                    1
+                }
+            }
+        }
+    };
+    std::process::exit(code);
 }

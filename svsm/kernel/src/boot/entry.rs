@@ -1,0 +1,125 @@
+//! The PVH entry point: 32-bit protected mode to 64-bit long mode.
+//!
+//! QEMU's `-kernel` loader finds the Xen ELF note `XEN_ELFNOTE_PHYS32_ENTRY` (type 18) and
+//! jumps to the address it holds in 32-bit protected mode, paging off, interrupts off, flat
+//! segments, with EBX holding the physical address of the `hvm_start_info` structure. There
+//! is no stack. This file is the only code that runs before Rust:
+//!
+//! 1. set up a stack (the top of the main kernel stack, see `mm::layout`);
+//! 2. zero three page-table pages in .bss and identity-map the first 1 GiB with 2 MiB
+//!    pages (writable, executable: a bootstrap map only, replaced by `mm::paging` as
+//!    the first thing `kernel_main` does once the console is up);
+//! 3. enable PAE, load CR3, set EFER.LME and EFER.NXE, enable paging (with CR0.WP);
+//! 4. load a bootstrap GDT with a 64-bit code segment and far-return into 64-bit code;
+//! 5. load the data segments and call `kernel_main(start_info_paddr)`.
+//!
+//! Note layout: QEMU (hw/i386/x86.c, `read_pvh_start_addr`) reads a 64-bit ELF's note
+//! descriptor as a 64-bit value located at `12 + align_up(namesz, p_align)` bytes into the
+//! note. So the descriptor is a `.quad` and the note section is 4-byte aligned (the
+//! linker script keeps it in its own 4-aligned output section).
+
+use core::arch::global_asm;
+
+global_asm!(
+    r#"
+    .section .note.Xen, "a", @note
+    .balign 4
+    .long 4                     /* namesz: "Xen\0" */
+    .long 8                     /* descsz: a 64-bit physical address */
+    .long 18                    /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .balign 4
+    .quad vigil_pvh_entry
+    .balign 4
+
+    .section .text.boot, "ax"
+    .code32
+    .global vigil_pvh_entry
+vigil_pvh_entry:
+    cli
+    cld
+    mov esi, ebx                          /* keep the start-info address */
+    mov esp, offset {stacks} + {main_top}
+
+    /* Zero the three bootstrap page-table pages. */
+    mov edi, offset vigil_boot_pml4
+    mov ecx, 3 * 4096 / 4
+    xor eax, eax
+    rep stosd
+
+    mov eax, offset vigil_boot_pdpt
+    or eax, 0x3                           /* present, writable */
+    mov dword ptr [vigil_boot_pml4], eax
+    mov eax, offset vigil_boot_pd
+    or eax, 0x3
+    mov dword ptr [vigil_boot_pdpt], eax
+    xor ecx, ecx
+2:
+    mov eax, ecx
+    shl eax, 21
+    or eax, 0x83                          /* present, writable, 2 MiB page */
+    mov dword ptr [vigil_boot_pd + ecx * 8], eax
+    inc ecx
+    cmp ecx, 512
+    jne 2b
+
+    mov eax, cr4
+    or eax, 1 << 5                        /* PAE */
+    mov cr4, eax
+    mov eax, offset vigil_boot_pml4
+    mov cr3, eax
+    mov ecx, 0xC0000080                   /* EFER */
+    rdmsr
+    or eax, (1 << 8) | (1 << 11)          /* LME, NXE */
+    wrmsr
+    mov eax, cr0
+    or eax, (1 << 31) | (1 << 16) | 1     /* PG, WP, PE */
+    mov cr0, eax
+
+    lgdt [vigil_boot_gdtr]
+    mov eax, 0x08                         /* far return to 0x08:vigil_long_mode_entry */
+    push eax
+    mov eax, offset vigil_long_mode_entry
+    push eax
+    retf
+
+    .code64
+vigil_long_mode_entry:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+    mov edi, esi                          /* arg 0: start-info physical address */
+    xor ebp, ebp
+    call {main}
+4:
+    hlt
+    jmp 4b
+
+    .section .rodata.vigil_boot_gdt, "a"
+    .balign 16
+vigil_boot_gdt:
+    .quad 0
+    .quad 0x00af9a000000ffff              /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00cf92000000ffff              /* 0x10: data, DPL 0 */
+vigil_boot_gdt_end:
+vigil_boot_gdtr:
+    .word vigil_boot_gdt_end - vigil_boot_gdt - 1
+    .quad vigil_boot_gdt
+
+    .section .bss.vigil_boot_pagetables, "aw", @nobits
+    .balign 4096
+vigil_boot_pml4:
+    .skip 4096
+vigil_boot_pdpt:
+    .skip 4096
+vigil_boot_pd:
+    .skip 4096
+    "#,
+    stacks = sym crate::mm::layout::VIGIL_STACKS,
+    main_top = const crate::mm::layout::MAIN_STACK_TOP_OFFSET,
+    main = sym crate::kernel_main,
+);

@@ -1,0 +1,131 @@
+//! Vigil's VMPL0 kernel.
+//!
+//! Built for `x86_64-unknown-none` by `cargo xtask build`; QEMU boots it with `-kernel`
+//! through its PVH note. Boot order (`kernel_main`), each step relying on the previous:
+//!
+//! 1. console: COM1 and the `log` backend, then the banner;
+//! 2. CPU: GDT, TSS with IST stacks for #DF/NMI/#MC, IDT (every later fault is reported);
+//! 3. boot information: `hvm_start_info`, memory map and command line, checked and copied;
+//! 4. memory: the heap is placed from the memory map, the kernel's own page tables are
+//!    built (text R+X, rodata R, data R+W+NX, guard pages unmapped) and loaded, the heap
+//!    is started;
+//! 5. platform detection (snp / emulated-capable / plain x86-64);
+//! 6. the run itself: for now, report and exit; with the `ktest` feature, the in-kernel
+//!    tests.
+//!
+//! On the host (any other target) the library builds without the boot path, so that
+//! `cargo test --workspace` runs the unit tests of the kernel's pure modules (PVH parser,
+//! page-table builder, heap placement, platform classifier, descriptor encodings).
+//!
+//! The kernel is this library plus a one-line binary (`src/main.rs`) that links it.
+#![cfg_attr(not(test), no_std)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+pub mod boot;
+pub mod console;
+pub mod cpu;
+pub mod exit;
+#[cfg(all(target_os = "none", feature = "ktest"))]
+pub mod ktest;
+pub mod mm;
+pub mod platform;
+
+/// The banner, printed first (xtask's boot benchmark times its appearance).
+pub const BANNER: &str = concat!("Vigil SVSM ", env!("CARGO_PKG_VERSION"), " (VMPL0 kernel)");
+
+#[cfg(target_os = "none")]
+use exit::{exit, ExitCode};
+
+/// The first Rust code; called by the entry assembly with the PVH start-info address.
+#[cfg(target_os = "none")]
+#[no_mangle]
+pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+    console::serial::init();
+    console::logger::init(log::LevelFilter::Info);
+    kprintln!("{}", BANNER);
+
+    cpu::init();
+
+    let boot = match boot::pvh::parse(&boot::BootMapReader, start_info_paddr) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("PVH boot information refused: {e}");
+            exit(ExitCode::Fatal);
+        }
+    };
+    if let Some(level) = boot.option("log") {
+        match console::logger::parse_level(level) {
+            Some(l) => log::set_max_level(l),
+            None => log::warn!("unknown log level {level:?} on the command line"),
+        }
+    }
+    log::info!("command line: {:?}", boot.cmdline());
+
+    let mem = match mm::init(&boot) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("memory setup failed: {e:?}");
+            exit(ExitCode::Fatal);
+        }
+    };
+    log::info!(
+        "image {:#x}-{:#x} (text {:#x}-{:#x}, rodata {:#x}-{:#x}, data {:#x}-{:#x}, stacks {:#x}-{:#x})",
+        mem.image.image.start,
+        mem.image.image.end,
+        mem.image.text.start,
+        mem.image.text.end,
+        mem.image.rodata.start,
+        mem.image.rodata.end,
+        mem.image.data.start,
+        mem.image.data.end,
+        mem.image.stacks.start,
+        mem.image.stacks.end
+    );
+    log::info!(
+        "page tables loaded ({} of {} table pages); heap {:#x}-{:#x} ({} KiB)",
+        mem.tables.0,
+        mem.tables.1,
+        mem.heap.start,
+        mem.heap.end,
+        mem.heap.len() / 1024
+    );
+
+    let platform = platform::detect();
+    kprintln!("platform: {}", platform);
+    kprintln!("memory map ({} entries):", boot.memory_map().len());
+    for r in boot.memory_map() {
+        kprintln!(
+            "  {:#014x}-{:#014x} {:>10} KiB  {}",
+            r.start,
+            r.end,
+            (r.end - r.start) / 1024,
+            r.kind.name()
+        );
+    }
+
+    #[cfg(feature = "ktest")]
+    ktest::run(&boot, &mem);
+
+    #[cfg(not(feature = "ktest"))]
+    {
+        kprintln!("vigil: boot complete");
+        exit(ExitCode::Success);
+    }
+}
+
+#[cfg(target_os = "none")]
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    use core::fmt::Write;
+    let mut w = console::emergency();
+    #[cfg(feature = "ktest")]
+    ktest::note_panic(&mut w);
+    let _ = write!(w, "\n*** PANIC");
+    if let Some(loc) = info.location() {
+        let _ = write!(w, " at {}:{}:{}", loc.file(), loc.line(), loc.column());
+    }
+    let _ = writeln!(w, ": {} ***", info.message());
+    exit(ExitCode::Fatal);
+}

@@ -3,5 +3,14 @@
 //! layer over this library.
 #![forbid(unsafe_code)]
 
+pub mod certs;
+pub mod checks;
+pub mod crl;
+pub mod evidence;
 pub mod oids;
+pub mod policy;
+pub mod product;
+pub mod report;
+pub mod roots;
 pub mod test_chain;
+pub mod verify;

@@ -7,8 +7,10 @@
 
 pub mod digest;
 pub mod error;
+pub mod igvm_measure;
 pub mod ovmf;
 pub mod ovmf_measure;
+pub mod reader;
 pub mod reset_vmsa;
 
 pub use error::{Error, Result};

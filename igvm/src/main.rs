@@ -1,1 +1,429 @@
-fn main() {}
+//! `vigil-igvm`: build, measure, sign and inspect Vigil IGVM files.
+//!
+//! Exit codes: 0 success; 1 a check failed (lint findings, a signature or digest that
+//! does not verify); 2 usage or input error (bad flag, unreadable or malformed file).
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vigil_igvm::igvm_measure::{self, LoaderRules, VmsaRule, ZeroRule};
+use vigil_igvm::ovmf_measure::{self, KernelHashes, Mode, OvmfParams};
+use vigil_igvm::reset_vmsa::{self, Fpu, VmmType};
+use vigil_igvm::{error::read_file, Error};
+
+const EXAMPLES: &str = "\
+Examples:
+  vigil-igvm measure --mode snp --vcpus 4 --vcpu-type EPYC-v4 --ovmf OVMF.fd
+  vigil-igvm measure --mode snp --vcpus 1 --vcpu-type EPYC-Milan --ovmf OVMF.fd \\
+      --kernel vmlinuz --initrd initrd.img --append 'console=ttyS0' --guest-features 0x21
+  vigil-igvm measure vigil.igvm --vcpus 2 --log json
+  vigil-igvm build --kernel target/x86_64-unknown-none/release/svsm --firmware OVMF.fd -o vigil.igvm
+  vigil-igvm inspect vigil.igvm --json
+  vigil-igvm lint vigil.igvm
+  vigil-igvm refs vigil.igvm --vcpus 2
+  vigil-igvm qemu-args vigil.igvm --platform snp
+  vigil-igvm sign vigil.igvm --id-key id.pem --author-key author.pem -o signed.igvm
+
+Exit codes: 0 ok, 1 check failed, 2 usage or input error.";
+
+#[derive(Parser)]
+#[command(name = "vigil-igvm", version, about = "Build, measure, sign and inspect Vigil IGVM files", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// SNP launch digest of an IGVM file, or of an OVMF image with sev-snp-measure's flags.
+    #[command(after_help = MEASURE_HELP)]
+    Measure(MeasureArgs),
+}
+
+const MEASURE_HELP: &str = "\
+With --mode, measures an OVMF image exactly like sev-snp-measure (same flag names and
+meanings; the digest is printed as hex on one line). Without --mode, measures the IGVM
+file given as argument under explicit loader rules (--vmsa-rule, --zero-pages,
+--ap-vmsas, --vcpus, --guest-features, --x87-fcw-zero); the defaults are what QEMU's IGVM
+loader and KVM do.
+
+Examples:
+  vigil-igvm measure --mode snp --vcpus 1 --vcpu-type EPYC-v4 --ovmf /usr/share/OVMF/OVMF_CODE_4M.fd
+  vigil-igvm measure --mode snp:svsm --vcpus 2 --vcpu-type EPYC-v4 --ovmf svsm_ovmf.fd \\
+      --svsm svsm.bin --vars-size 540672 --x87-fcw-zero
+  vigil-igvm measure vigil.igvm --vcpus 2 --log json";
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    Hex,
+    Base64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// One JSON document on stdout: the digest and one entry per page.
+    Json,
+    /// One line per page on stderr, the digest on stdout.
+    Text,
+}
+
+#[derive(Args)]
+struct MeasureArgs {
+    /// IGVM file to measure (without --mode).
+    igvm: Option<PathBuf>,
+    /// Guest mode of sev-snp-measure (measures --ovmf instead of an IGVM file).
+    #[arg(long)]
+    mode: Option<Mode>,
+    /// Number of guest vCPUs.
+    #[arg(long, value_name = "N")]
+    vcpus: Option<u32>,
+    /// Type of guest vCPU (QEMU model name), e.g. EPYC-v4, EPYC-Milan, EPYC-Genoa.
+    #[arg(long, value_name = "CPUTYPE")]
+    vcpu_type: Option<String>,
+    /// Guest vCPU signature value (CPUID Fn1 EAX), e.g. 0x800f12.
+    #[arg(long, value_name = "VALUE", value_parser = parse_u64)]
+    vcpu_sig: Option<u64>,
+    /// Guest vCPU family (with --vcpu-model and --vcpu-stepping).
+    #[arg(long, value_name = "FAMILY")]
+    vcpu_family: Option<u32>,
+    /// Guest vCPU model.
+    #[arg(long, value_name = "MODEL", default_value_t = 0)]
+    vcpu_model: u32,
+    /// Guest vCPU stepping.
+    #[arg(long, value_name = "STEPPING", default_value_t = 0)]
+    vcpu_stepping: u32,
+    /// Type of guest VMM.
+    #[arg(long, value_name = "VMMTYPE", default_value = "QEMU")]
+    vmm_type: VmmType,
+    /// OVMF file to calculate the digest from.
+    #[arg(long, value_name = "PATH")]
+    ovmf: Option<PathBuf>,
+    /// Kernel file for measured direct boot.
+    #[arg(long, value_name = "PATH")]
+    kernel: Option<PathBuf>,
+    /// Initrd file (with --kernel).
+    #[arg(long, value_name = "PATH")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line (with --kernel).
+    #[arg(long, value_name = "CMDLINE")]
+    append: Option<String>,
+    /// SEV_FEATURES of the VMSAs (hex), default 0x1.
+    #[arg(long, value_name = "VALUE", value_parser = parse_u64)]
+    guest_features: Option<u64>,
+    /// Measurement output format.
+    #[arg(long, default_value = "hex")]
+    output_format: OutputFormat,
+    /// Precalculated digest of the OVMF pages (hex), from --mode snp:ovmf-hash.
+    #[arg(long, value_name = "HASH")]
+    snp_ovmf_hash: Option<String>,
+    /// Write the measured VMSAs to vmsa<N>.bin.
+    #[arg(long)]
+    dump_vmsa: bool,
+    /// SVSM binary (snp:svsm mode).
+    #[arg(long, value_name = "PATH")]
+    svsm: Option<PathBuf>,
+    /// Size of the OVMF_VARS file in bytes (snp:svsm mode).
+    #[arg(long, value_name = "SIZE", conflicts_with = "vars_file")]
+    vars_size: Option<u64>,
+    /// OVMF_VARS file (snp:svsm mode; its size is used).
+    #[arg(long, value_name = "PATH")]
+    vars_file: Option<PathBuf>,
+    /// Print "Calculated <MODE> guest measurement: " before the digest.
+    #[arg(short, long)]
+    verbose: bool,
+    /// Loader rule: leave the x87 FCW of every measured VMSA at 0, as KVM hosts before
+    /// Linux 6.x did (the hardware digests of the test vectors need it).
+    #[arg(long)]
+    x87_fcw_zero: bool,
+    /// Per-page log.
+    #[arg(long, value_name = "FORMAT")]
+    log: Option<LogFormat>,
+    /// IGVM loader rule: where VMSAs are measured ("kvm": at 0xFFFFFFFFF000 after all
+    /// pages, as QEMU+KVM do; "file": in directive order at the file's GPA, as the igvm
+    /// crate does).
+    #[arg(long, default_value = "kvm")]
+    vmsa_rule: VmsaRule,
+    /// IGVM loader rule for pages without data: "qemu" (ZERO unless QEMU merges them into
+    /// a region that has data), "zero" (always ZERO pages), "normal" (NORMAL pages of zeros).
+    #[arg(long, default_value = "qemu")]
+    zero_pages: ZeroRule,
+    /// IGVM loader rule: measure a reset-state VMSA for every vCPU the file has no VMSA
+    /// for (what KVM does; `--ap-vmsas false` to count only the file's VMSAs).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    ap_vmsas: bool,
+}
+
+fn parse_u64(s: &str) -> Result<u64, String> {
+    let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => (h, 16),
+        None => (s, 10),
+    };
+    u64::from_str_radix(digits, radix).map_err(|e| format!("{s}: {e}"))
+}
+
+/// A usage error (exit 2) or a failed check (exit 1).
+enum Fail {
+    Usage(String),
+    #[allow(dead_code)] // constructed by lint and sign --verify (next commits)
+    Check(String),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Usage(e.to_string())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Measure(a) => cmd_measure(a),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail::Check(m)) => {
+            eprintln!("vigil-igvm: check failed: {m}");
+            ExitCode::from(1)
+        }
+        Err(Fail::Usage(m)) => {
+            eprintln!("vigil-igvm: error: {m}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn vcpu_sig(a: &MeasureArgs) -> Result<Option<u32>, Fail> {
+    if let Some(f) = a.vcpu_family {
+        return Ok(Some(reset_vmsa::cpu_sig(f, a.vcpu_model, a.vcpu_stepping)));
+    }
+    if let Some(s) = a.vcpu_sig {
+        return u32::try_from(s)
+            .map(Some)
+            .map_err(|_| Fail::Usage(format!("--vcpu-sig {s:#x} does not fit in 32 bits")));
+    }
+    if let Some(t) = &a.vcpu_type {
+        let names: Vec<&str> = reset_vmsa::vcpu_types().iter().map(|(n, _)| *n).collect();
+        return reset_vmsa::vcpu_type_sig(t).map(Some).ok_or_else(|| {
+            Fail::Usage(format!(
+                "--vcpu-type {t}: unknown (known: {})",
+                names.join(", ")
+            ))
+        });
+    }
+    Ok(None)
+}
+
+fn print_digest(d: &[u8], fmt: OutputFormat, verbose: Option<&str>) {
+    let s = match fmt {
+        OutputFormat::Hex => hex::encode(d),
+        OutputFormat::Base64 => base64::engine::general_purpose::STANDARD.encode(d),
+    };
+    match verbose {
+        Some(m) => println!("Calculated {m} guest measurement: {s}"),
+        None => println!("{s}"),
+    }
+}
+
+fn print_log(
+    log: LogFormat,
+    digest: &[u8],
+    m: &vigil_igvm::digest::Measurement,
+    extra: serde_json::Value,
+) -> Result<(), Fail> {
+    match log {
+        LogFormat::Json => {
+            let doc = serde_json::json!({
+                "digest": hex::encode(digest),
+                "pages": m.pages,
+                "loader": extra,
+                "log": m.log,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).map_err(|e| Fail::Usage(e.to_string()))?
+            );
+        }
+        LogFormat::Text => {
+            for e in &m.log {
+                eprintln!(
+                    "{:6} {:>18} {:10} {} {}",
+                    e.index, e.gpa, e.page_type, e.contents, e.digest
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn cmd_measure(a: MeasureArgs) -> Result<(), Fail> {
+    let fpu = if a.x87_fcw_zero {
+        Fpu::FcwZero
+    } else {
+        Fpu::VmmDefault
+    };
+    let sig = vcpu_sig(&a)?;
+    let Some(mode) = a.mode else {
+        let path = a
+            .igvm
+            .as_ref()
+            .ok_or_else(|| Fail::Usage("give an IGVM file, or --mode with --ovmf".into()))?;
+        let rules = LoaderRules {
+            vmsa: a.vmsa_rule,
+            zero_pages: a.zero_pages,
+            ap_vmsas: a.ap_vmsas,
+            vcpus: a.vcpus,
+            vcpu_sig: sig.unwrap_or(0),
+            guest_features: a.guest_features,
+            fpu,
+        };
+        let data = read_file(path)?;
+        let r = igvm_measure::measure_file(
+            &data,
+            igvm_measure::Platform::Snp,
+            &rules,
+            a.log.is_some(),
+        )?;
+        if let Some(l) = a.log {
+            print_log(
+                l,
+                &r.measurement.digest,
+                &r.measurement,
+                serde_json::to_value(&r.rules).unwrap_or_default(),
+            )?;
+            if l == LogFormat::Json {
+                return Ok(());
+            }
+        }
+        print_digest(
+            &r.measurement.digest,
+            a.output_format,
+            a.verbose.then_some("SEV_SNP"),
+        );
+        return Ok(());
+    };
+    if a.igvm.is_some() {
+        return Err(Fail::Usage(
+            "--mode measures --ovmf; do not also give an IGVM file".into(),
+        ));
+    }
+    let ovmf_path = a
+        .ovmf
+        .as_ref()
+        .ok_or_else(|| Fail::Usage("--mode needs --ovmf PATH".into()))?;
+    if (a.initrd.is_some() || a.append.is_some()) && a.kernel.is_none() {
+        return Err(Fail::Usage(
+            "--kernel required when using --initrd or --append".into(),
+        ));
+    }
+    if a.snp_ovmf_hash.is_some() && mode != Mode::Snp {
+        return Err(Fail::Usage(
+            "--snp-ovmf-hash works with --mode snp only".into(),
+        ));
+    }
+    let needs_vcpus = !matches!(mode, Mode::Sev | Mode::SnpOvmfHash);
+    let vcpus = match (needs_vcpus, a.vcpus) {
+        (true, None) => {
+            return Err(Fail::Usage(format!(
+                "missing --vcpus N in guest mode '{}'",
+                mode_name(mode)
+            )))
+        }
+        (true, Some(0)) => return Err(Fail::Usage("--vcpus must be at least 1".into())),
+        (_, v) => v.unwrap_or(0),
+    };
+    let vcpu_sig = match sig {
+        Some(s) => s,
+        None if !needs_vcpus || a.vmm_type != VmmType::QEMU => 0,
+        None => {
+            return Err(Fail::Usage(format!(
+                "missing --vcpu-type or --vcpu-sig or --vcpu-family in guest mode '{}'",
+                mode_name(mode)
+            )))
+        }
+    };
+    let kernel = match &a.kernel {
+        Some(k) => {
+            let kd = read_file(k)?;
+            let id = a.initrd.as_deref().map(read_file).transpose()?;
+            Some(KernelHashes::new(&kd, id.as_deref(), a.append.as_deref()))
+        }
+        None => None,
+    };
+    let vars_size = match (&a.vars_file, a.vars_size) {
+        (Some(f), _) => std::fs::metadata(f).map_err(|e| Error::io(f, e))?.len(),
+        (None, Some(s)) => s,
+        (None, None) if mode == Mode::SnpSvsm => {
+            return Err(Fail::Usage(
+                "snp:svsm mode requires --vars-size or --vars-file".into(),
+            ))
+        }
+        (None, None) => 0,
+    };
+    let ovmf_hash = match &a.snp_ovmf_hash {
+        Some(h) => {
+            let mut b = [0u8; 48];
+            hex::decode_to_slice(h, &mut b)
+                .map_err(|e| Fail::Usage(format!("--snp-ovmf-hash: {e} (need 96 hex digits)")))?;
+            Some(b)
+        }
+        None => None,
+    };
+    let p = OvmfParams {
+        mode,
+        vcpus,
+        vcpu_sig,
+        vmm: a.vmm_type,
+        guest_features: a.guest_features.unwrap_or(1),
+        ovmf: read_file(ovmf_path)?,
+        kernel,
+        svsm: a.svsm.as_deref().map(read_file).transpose()?,
+        vars_size,
+        ovmf_hash,
+        fpu,
+    };
+    let r = ovmf_measure::measure(&p, a.log.is_some())?;
+    if a.dump_vmsa {
+        dump_vmsas(&p, Path::new("."))?;
+    }
+    if let (Some(l), Some(m)) = (a.log, &r.snp) {
+        print_log(
+            l,
+            &r.digest,
+            m,
+            serde_json::json!({ "mode": mode_name(mode) }),
+        )?;
+        if l == LogFormat::Json {
+            return Ok(());
+        }
+    }
+    let label = match mode {
+        Mode::Sev => "SEV",
+        Mode::SevEs => "SEV_ES",
+        Mode::Snp | Mode::SnpOvmfHash => "SEV_SNP",
+        Mode::SnpSvsm => "SEV_SNP_SVSM",
+    };
+    print_digest(&r.digest, a.output_format, a.verbose.then_some(label));
+    Ok(())
+}
+
+fn mode_name(m: Mode) -> &'static str {
+    match m {
+        Mode::Sev => "sev",
+        Mode::SevEs => "seves",
+        Mode::Snp => "snp",
+        Mode::SnpOvmfHash => "snp:ovmf-hash",
+        Mode::SnpSvsm => "snp:svsm",
+    }
+}
+
+fn dump_vmsas(p: &OvmfParams, dir: &Path) -> Result<(), Fail> {
+    let pages = ovmf_measure::vmsa_pages(p)?;
+    for (i, page) in pages.iter().enumerate() {
+        let f = dir.join(format!("vmsa{i}.bin"));
+        std::fs::write(&f, page).map_err(|e| Error::io(&f, e))?;
+    }
+    Ok(())
+}

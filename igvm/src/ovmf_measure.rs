@@ -330,3 +330,46 @@ pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
         }
     }
 }
+
+/// The VMSA pages the measurement of `p` includes, in order (for `--dump-vmsa`).
+pub fn vmsa_pages(p: &OvmfParams) -> Result<Vec<Vec<u8>>> {
+    let ovmf = Ovmf::parse("OVMF", p.ovmf.clone(), FOUR_GB)?;
+    let n = p.vcpus as usize;
+    Ok(match p.mode {
+        Mode::Sev | Mode::SnpOvmfHash => Vec::new(),
+        Mode::Snp | Mode::SevEs => {
+            let features = if p.mode == Mode::Snp {
+                p.guest_features
+            } else {
+                0
+            };
+            let ap_eip = if n > 1 {
+                ovmf.sev_es_reset_eip("OVMF")?
+            } else {
+                0
+            };
+            (0..n)
+                .map(|i| {
+                    let eip = if i == 0 { BSP_EIP } else { ap_eip };
+                    reset_vmsa::to_page(&reset_vmsa::reset_vmsa(
+                        eip, features, p.vcpu_sig, p.vmm, p.fpu,
+                    ))
+                })
+                .collect()
+        }
+        Mode::SnpSvsm => {
+            let svsm_data = p
+                .svsm
+                .clone()
+                .ok_or_else(|| Error::Invalid("snp:svsm mode needs --svsm".into()))?;
+            let end = ovmf.gpa().saturating_sub(p.vars_size);
+            let svsm = Ovmf::parse("SVSM", svsm_data, end)?;
+            let page = reset_vmsa::to_page(&reset_vmsa::svsm_legacy_vmsa(
+                svsm.svsm_entry("SVSM")?,
+                p.vcpu_sig,
+                p.fpu,
+            ));
+            vec![page; n]
+        }
+    })
+}

@@ -1,0 +1,410 @@
+//! The SNP launch digest of an IGVM file, under explicit loader rules.
+//!
+//! The IGVM format says what to load, not how the VMM turns it into SNP_LAUNCH_UPDATE
+//! calls, and the loaders differ. Three tools disagree in practice:
+//!
+//! - the `igvm` crate (`igvm::measurement::generate_snp_measurement`) and COCONUT's
+//!   igvmmeasure by default measure a VMSA where its directive sits, at the GPA the file
+//!   gives, and a page without data as a NORMAL page of zeros (what the IGVM spec asks
+//!   of a loader);
+//! - QEMU's IGVM loader with KVM measures the VMSAs last, after every page, at the fixed
+//!   GPA 0xFFFFFFFFF000, one per vCPU (the file's VMSA for the vCPUs it has one for, a
+//!   reset-state VMSA for the others), and turns a run of data-less pages into ZERO
+//!   pages (it coalesces consecutive pages with equal flags and type into one region;
+//!   the region is ZERO only if none of its pages carries data).
+//!
+//! [`LoaderRules`] names each of these choices, so that a digest always says which
+//! loader it is for. The defaults are QEMU+KVM's. With `VmsaRule::File`,
+//! `ZeroRule::Normal` and no AP VMSAs the result equals the `igvm` crate's (tested).
+//!
+//! Assumption (documented, checked by `lint`): a QEMU region ends at any directive that
+//! is not PAGE_DATA. Vigil's builder never interleaves other directives with a run of
+//! pages, so its files do not depend on it.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+
+use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader};
+use igvm_defs::{IgvmPageDataType, IgvmPlatformType};
+use serde::Serialize;
+use svsm_abi::page_info::PageType;
+use svsm_abi::vmsa::Vmsa;
+use zerocopy::{FromBytes, IntoBytes};
+
+use crate::digest::{self, Measurement, PageOp, KVM_VMSA_GPA, PAGE_SIZE};
+use crate::reset_vmsa::{self, Fpu, VmmType, BSP_EIP};
+use crate::{reader, Error, Result};
+
+/// Where and when VMSAs are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum VmsaRule {
+    /// QEMU+KVM: after all pages, at 0xFFFFFFFFF000, in vCPU order.
+    Kvm,
+    /// The igvm crate / IGVM spec: in directive order at the file's GPA.
+    File,
+}
+
+/// How pages without data are measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ZeroRule {
+    /// QEMU: ZERO pages unless coalesced into a region that has data.
+    Qemu,
+    /// Always ZERO pages.
+    Zero,
+    /// NORMAL pages of zeros (IGVM spec, igvm crate).
+    Normal,
+}
+
+/// The platform a file is measured or launched for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// AMD SEV-SNP.
+    Snp,
+    /// No isolation.
+    Native,
+}
+
+impl Platform {
+    /// The IGVM platform type.
+    pub fn igvm_type(self) -> IgvmPlatformType {
+        match self {
+            Platform::Snp => IgvmPlatformType::SEV_SNP,
+            Platform::Native => IgvmPlatformType::NATIVE,
+        }
+    }
+}
+
+/// The loader rules of an IGVM measurement.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoaderRules {
+    /// VMSA placement.
+    pub vmsa: VmsaRule,
+    /// Data-less pages.
+    pub zero_pages: ZeroRule,
+    /// Under `VmsaRule::Kvm`: measure a reset-state VMSA for each vCPU without one in the file.
+    pub ap_vmsas: bool,
+    /// Number of vCPUs (default: the number of VMSAs in the file, at least 1).
+    pub vcpus: Option<u32>,
+    /// CPUID signature in RDX of the reset-state VMSAs.
+    pub vcpu_sig: u32,
+    /// SEV_FEATURES of the reset-state VMSAs (default: the boot VMSA's).
+    pub guest_features: Option<u64>,
+    /// x87 FCW rule applied to every measured VMSA.
+    pub fpu: Fpu,
+}
+
+impl Default for LoaderRules {
+    fn default() -> Self {
+        Self {
+            vmsa: VmsaRule::Kvm,
+            zero_pages: ZeroRule::Qemu,
+            ap_vmsas: true,
+            vcpus: None,
+            vcpu_sig: 0,
+            guest_features: None,
+            fpu: Fpu::VmmDefault,
+        }
+    }
+}
+
+/// The rules as resolved for one file (what a digest was computed with).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ResolvedRules {
+    /// VMSA rule.
+    pub vmsa: VmsaRule,
+    /// Zero-page rule.
+    pub zero_pages: ZeroRule,
+    /// Reset VMSAs added for vCPUs without a file VMSA.
+    pub ap_vmsas: bool,
+    /// vCPU count.
+    pub vcpus: u32,
+    /// SEV features of the boot VMSA.
+    pub sev_features: u64,
+    /// Guest policy of the file.
+    pub policy: u64,
+    /// Compatibility mask of the SNP platform.
+    pub compatibility_mask: u32,
+    /// x87 FCW zeroed.
+    pub x87_fcw_zero: bool,
+}
+
+/// The result of [`measure_file`].
+#[derive(Clone, Debug)]
+pub struct IgvmMeasurement {
+    /// Digest and log.
+    pub measurement: Measurement,
+    /// Rules used.
+    pub rules: ResolvedRules,
+}
+
+/// The compatibility mask of `platform` in `file`.
+pub fn platform_mask(file: &IgvmFile, platform: Platform) -> Result<u32> {
+    file.platforms()
+        .iter()
+        .find_map(|p| match p {
+            IgvmPlatformHeader::SupportedPlatform(sp)
+                if sp.platform_type == platform.igvm_type() =>
+            {
+                Some(sp.compatibility_mask)
+            }
+            _ => None,
+        })
+        .ok_or_else(|| Error::Invalid(format!("the IGVM file has no {platform:?} platform header")))
+}
+
+/// The SNP guest policy of `file` for `mask`.
+pub fn guest_policy(file: &IgvmFile, mask: u32) -> Option<u64> {
+    file.initializations().iter().find_map(|h| match h {
+        IgvmInitializationHeader::GuestPolicy {
+            policy,
+            compatibility_mask,
+        } if compatibility_mask & mask == mask => Some(*policy),
+        _ => None,
+    })
+}
+
+/// True if `h` applies to `mask` (headers without a mask apply to every platform).
+pub fn applies(h: &IgvmDirectiveHeader, mask: u32) -> bool {
+    h.compatibility_mask().is_none_or(|m| m & mask == mask)
+}
+
+/// A VMSA of the file as the typed structure.
+pub fn vmsa_of(v: &igvm::snp_defs::SevVmsa) -> Result<Vmsa> {
+    Vmsa::read_from_bytes(v.as_bytes()).map_err(|_| Error::Igvm("VMSA is not 4096 bytes".into()))
+}
+
+fn apply_fpu(mut v: Vmsa, fpu: Fpu) -> Vmsa {
+    if fpu == Fpu::FcwZero {
+        v.x87_fcw = 0;
+    }
+    v
+}
+
+/// Measure the IGVM file `data` for SNP under `rules`.
+pub fn measure_file(
+    data: &[u8],
+    platform: Platform,
+    rules: &LoaderRules,
+    want_log: bool,
+) -> Result<IgvmMeasurement> {
+    if platform != Platform::Snp {
+        return Err(Error::Invalid(
+            "only the SNP platform has a launch digest".into(),
+        ));
+    }
+    let (file, _) = reader::parse(data)?;
+    measure_parsed(&file, rules, want_log)
+}
+
+/// Measure a parsed file (see [`measure_file`]).
+pub fn measure_parsed(
+    file: &IgvmFile,
+    rules: &LoaderRules,
+    want_log: bool,
+) -> Result<IgvmMeasurement> {
+    let mask = platform_mask(file, Platform::Snp)?;
+    let policy = guest_policy(file, mask)
+        .ok_or_else(|| Error::Invalid("the IGVM file has no SNP guest policy".into()))?;
+    let dirs: Vec<&IgvmDirectiveHeader> = file
+        .directives()
+        .iter()
+        .filter(|h| applies(h, mask))
+        .collect();
+
+    // Pass 1: which data-less pages QEMU would measure as ZERO (regions without data).
+    let zero_as_zero = zero_page_types(&dirs, rules.zero_pages);
+
+    let mut ops: Vec<PageOp> = Vec::new();
+    let mut areas: HashMap<u32, u64> = HashMap::new();
+    let mut file_vmsas: BTreeMap<u16, Vmsa> = BTreeMap::new();
+    for (i, h) in dirs.iter().enumerate() {
+        match h {
+            IgvmDirectiveHeader::PageData {
+                gpa,
+                flags,
+                data_type,
+                data,
+                ..
+            } => {
+                if flags.shared() {
+                    continue;
+                }
+                if flags.is_2mb_page() {
+                    return Err(Error::Invalid(format!(
+                        "PAGE_DATA at GPA {gpa:#x}: 2 MiB pages are not supported"
+                    )));
+                }
+                let op = if *data_type == IgvmPageDataType::SECRETS {
+                    PageOp::unhashed(*gpa, PageType::Secrets)
+                } else if *data_type == IgvmPageDataType::CPUID_DATA
+                    || *data_type == IgvmPageDataType::CPUID_XF
+                {
+                    PageOp::unhashed(*gpa, PageType::Cpuid)
+                } else if flags.unmeasured() {
+                    PageOp::unhashed(*gpa, PageType::Unmeasured)
+                } else if data.is_empty() && zero_as_zero.get(&i).copied().unwrap_or(false) {
+                    PageOp::unhashed(*gpa, PageType::Zero)
+                } else {
+                    PageOp::normal(*gpa, Cow::Borrowed(data.as_slice()))
+                };
+                ops.push(op);
+            }
+            IgvmDirectiveHeader::ParameterArea {
+                number_of_bytes,
+                parameter_area_index,
+                ..
+            } => {
+                areas.insert(*parameter_area_index, *number_of_bytes);
+            }
+            IgvmDirectiveHeader::ParameterInsert(p) => {
+                let size = areas.get(&p.parameter_area_index).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "PARAMETER_INSERT at GPA {:#x}: unknown parameter area {}",
+                        p.gpa, p.parameter_area_index
+                    ))
+                })?;
+                ops.extend(digest::unhashed_pages(p.gpa, *size, PageType::Unmeasured));
+            }
+            IgvmDirectiveHeader::SnpVpContext {
+                gpa,
+                vp_index,
+                vmsa,
+                ..
+            } => {
+                let v = apply_fpu(vmsa_of(vmsa)?, rules.fpu);
+                match rules.vmsa {
+                    VmsaRule::File => ops.push(PageOp {
+                        gpa: *gpa,
+                        page_type: PageType::Vmsa,
+                        data: Cow::Owned(v.as_bytes().to_vec()),
+                    }),
+                    VmsaRule::Kvm => {
+                        if file_vmsas.insert(*vp_index, v).is_some() {
+                            return Err(Error::Invalid(format!("two VMSAs for vCPU {vp_index}")));
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let file_vmsa_count = dirs
+        .iter()
+        .filter(|h| matches!(h, IgvmDirectiveHeader::SnpVpContext { .. }))
+        .count() as u32;
+    let boot_features = dirs
+        .iter()
+        .find_map(|h| match h {
+            IgvmDirectiveHeader::SnpVpContext {
+                vp_index: 0, vmsa, ..
+            } => vmsa_of(vmsa).ok().map(|v| v.sev_features),
+            _ => None,
+        })
+        .unwrap_or(1);
+    let vcpus = rules.vcpus.unwrap_or(file_vmsa_count.max(1));
+    if rules.vmsa == VmsaRule::Kvm {
+        if let Some(max) = file_vmsas.keys().next_back() {
+            if u32::from(*max) >= vcpus {
+                return Err(Error::Invalid(format!(
+                    "the file has a VMSA for vCPU {max} but --vcpus is {vcpus}"
+                )));
+            }
+        }
+        let features = rules.guest_features.unwrap_or(boot_features);
+        for vp in 0..vcpus {
+            let v = match u16::try_from(vp).ok().and_then(|i| file_vmsas.get(&i)) {
+                Some(v) => v.clone(),
+                None if rules.ap_vmsas => reset_vmsa::reset_vmsa(
+                    BSP_EIP,
+                    features,
+                    rules.vcpu_sig,
+                    VmmType::QEMU,
+                    rules.fpu,
+                ),
+                None => continue,
+            };
+            ops.push(PageOp {
+                gpa: KVM_VMSA_GPA,
+                page_type: PageType::Vmsa,
+                data: Cow::Owned(v.as_bytes().to_vec()),
+            });
+        }
+    }
+    let measurement = digest::measure([0; 48], &ops, want_log)?;
+    Ok(IgvmMeasurement {
+        measurement,
+        rules: ResolvedRules {
+            vmsa: rules.vmsa,
+            zero_pages: rules.zero_pages,
+            ap_vmsas: rules.ap_vmsas,
+            vcpus,
+            sev_features: boot_features,
+            policy,
+            compatibility_mask: mask,
+            x87_fcw_zero: rules.fpu == Fpu::FcwZero,
+        },
+    })
+}
+
+/// For every data-less PAGE_DATA directive (by index in `dirs`), whether it is measured
+/// as a ZERO page under `rule`.
+fn zero_page_types(dirs: &[&IgvmDirectiveHeader], rule: ZeroRule) -> HashMap<usize, bool> {
+    let mut out = HashMap::new();
+    match rule {
+        ZeroRule::Normal => {}
+        ZeroRule::Zero => {
+            for (i, h) in dirs.iter().enumerate() {
+                if let IgvmDirectiveHeader::PageData { data, .. } = h {
+                    if data.is_empty() {
+                        out.insert(i, true);
+                    }
+                }
+            }
+        }
+        ZeroRule::Qemu => {
+            // Regions: runs of PAGE_DATA with consecutive GPAs and equal flags and type.
+            let mut region: Vec<usize> = Vec::new();
+            let mut has_data = false;
+            let mut last: Option<(u64, u32, u32)> = None; // gpa, flags, type
+            let flush =
+                |region: &mut Vec<usize>, has_data: bool, out: &mut HashMap<usize, bool>| {
+                    for i in region.drain(..) {
+                        out.insert(i, !has_data);
+                    }
+                };
+            for (i, h) in dirs.iter().enumerate() {
+                match h {
+                    IgvmDirectiveHeader::PageData {
+                        gpa,
+                        flags,
+                        data_type,
+                        data,
+                        ..
+                    } => {
+                        let key = (*gpa, u32::from(*flags), u32::from(data_type.0));
+                        let continues = last.is_some_and(|(g, f, t)| {
+                            g + PAGE_SIZE as u64 == key.0 && f == key.1 && t == key.2
+                        });
+                        if !continues {
+                            flush(&mut region, has_data, &mut out);
+                            has_data = false;
+                        }
+                        region.push(i);
+                        has_data |= !data.is_empty();
+                        last = Some(key);
+                    }
+                    _ => {
+                        flush(&mut region, has_data, &mut out);
+                        has_data = false;
+                        last = None;
+                    }
+                }
+            }
+            flush(&mut region, has_data, &mut out);
+        }
+    }
+    out
+}

@@ -1,0 +1,228 @@
+//! Reading evidence from files: certificate folders (found by content), the extended
+//! report's certificate table, and Linux configfs-tsm output folders.
+
+use std::path::Path;
+
+use crate::certs::{parse_blob, Cert};
+
+/// An input problem (exit code 2), naming the file and, where it applies, the offset.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// File could not be read.
+    #[error("{path}: {err}")]
+    Io {
+        /// Path.
+        path: String,
+        /// OS error.
+        err: std::io::Error,
+    },
+    /// File content is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads a file, naming it in the error.
+pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
+    std::fs::read(path).map_err(|err| InputError::Io {
+        path: path.display().to_string(),
+        err,
+    })
+}
+
+/// GUIDs of the extended report's certificate table (EFI byte order), for naming.
+pub const TABLE_GUIDS: [(&str, [u8; 16]); 4] = [
+    ("VCEK", guid("63da758d-e664-4564-adc5-f4b93be8accd")),
+    ("VLEK", guid("a8074bc2-a25a-483e-aae6-39c045a0b8a1")),
+    ("ASK", guid("4ab7b379-bbac-4fe4-a02f-05aef327c782")),
+    ("ARK", guid("c0b406a4-a803-4952-9743-3fb6014cd0ae")),
+];
+
+const fn hexv(c: u8) -> u8 {
+    match c {
+        b'0'..=b'9' => c - b'0',
+        b'a'..=b'f' => c - b'a' + 10,
+        _ => 0,
+    }
+}
+
+const fn guid(s: &str) -> [u8; 16] {
+    let b = s.as_bytes();
+    // Hex digit positions in the canonical form, then EFI byte order for the first
+    // three fields.
+    let mut raw = [0u8; 16];
+    let mut i = 0;
+    let mut j = 0;
+    while i < b.len() {
+        if b[i] == b'-' {
+            i += 1;
+            continue;
+        }
+        raw[j] = hexv(b[i]) << 4 | hexv(b[i + 1]);
+        j += 1;
+        i += 2;
+    }
+    [
+        raw[3], raw[2], raw[1], raw[0], raw[5], raw[4], raw[7], raw[6], raw[8], raw[9], raw[10],
+        raw[11], raw[12], raw[13], raw[14], raw[15],
+    ]
+}
+
+/// Parses an extended-report certificate table (GUID, offset, length entries ending with
+/// an all-zero entry; offsets from the start of the table). Certificates are classified
+/// by content; the GUID only names the entry in messages.
+pub fn parse_cert_table(t: &[u8], source: &str) -> Result<Vec<Cert>, InputError> {
+    let mut out = Vec::new();
+    let mut off = 0usize;
+    loop {
+        let e = t.get(off..off + 24).ok_or_else(|| {
+            InputError::Invalid(format!(
+                "{source}: certificate table entry at byte offset {off} is truncated (no terminating zero entry)"
+            ))
+        })?;
+        if e.iter().all(|b| *b == 0) {
+            break;
+        }
+        let mut g = [0u8; 16];
+        g.copy_from_slice(&e[..16]);
+        let o = u32::from_le_bytes([e[16], e[17], e[18], e[19]]) as usize;
+        let n = u32::from_le_bytes([e[20], e[21], e[22], e[23]]) as usize;
+        let name = TABLE_GUIDS
+            .iter()
+            .find(|x| x.1 == g)
+            .map(|x| x.0.to_string())
+            .unwrap_or_else(|| format!("entry {}", off / 24));
+        let data = o
+            .checked_add(n)
+            .and_then(|end| t.get(o..end))
+            .ok_or_else(|| {
+                InputError::Invalid(format!(
+                    "{source}: {name} (table byte offset {off}) points to {o}+{n}, beyond the {} bytes",
+                    t.len()
+                ))
+            })?;
+        if o < off + 24 {
+            return Err(InputError::Invalid(format!(
+                "{source}: {name} (table byte offset {off}) points into the table"
+            )));
+        }
+        out.extend(
+            parse_blob(data, &format!("{source}:{name}"))
+                .map_err(|e| InputError::Invalid(e.to_string()))?,
+        );
+        off += 24;
+    }
+    Ok(out)
+}
+
+/// Everything found in a certificate folder.
+#[derive(Default)]
+pub struct Found {
+    /// Certificates.
+    pub certs: Vec<Cert>,
+    /// A CRL, if a file held one.
+    pub crl: Option<Vec<u8>>,
+}
+
+fn looks_like_crl(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"-----BEGIN X509 CRL") {
+        return true;
+    }
+    use der::Decode;
+    x509_cert::crl::CertificateList::from_der(bytes).is_ok()
+}
+
+/// Loads every certificate in a folder (PEM or DER, any file name; a KDS `cert_chain`
+/// holds two). A CRL in the folder is taken as the CRL, a raw report (0x4A0 bytes) is
+/// skipped. Any other file is an error, so
+/// that garbage is named rather than skipped.
+pub fn load_cert_dir(dir: &Path) -> Result<Found, InputError> {
+    let mut found = Found::default();
+    let rd = std::fs::read_dir(dir).map_err(|err| InputError::Io {
+        path: dir.display().to_string(),
+        err,
+    })?;
+    let mut paths: Vec<_> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    paths.sort();
+    for p in paths {
+        let bytes = read(&p)?;
+        if looks_like_crl(&bytes) {
+            found.crl = Some(bytes);
+            continue;
+        }
+        // A report kept beside its certificates (as in testdata) is not a certificate.
+        if bytes.len() == svsm_abi::report::REPORT_SIZE && !bytes.starts_with(&[0x30]) {
+            continue;
+        }
+        found.certs.extend(
+            parse_blob(&bytes, &p.display().to_string())
+                .map_err(|e| InputError::Invalid(e.to_string()))?,
+        );
+    }
+    Ok(found)
+}
+
+/// A configfs-tsm report folder: `outblob` (report), `auxblob` (certificate table, may
+/// be empty), `manifestblob` (SVSM services manifest, may be absent).
+pub struct Tsm {
+    /// Report bytes.
+    pub report: Vec<u8>,
+    /// Certificates from auxblob.
+    pub certs: Vec<Cert>,
+    /// Manifest.
+    pub manifest: Option<Vec<u8>>,
+}
+
+/// Reads a configfs-tsm folder.
+pub fn load_tsm(dir: &Path) -> Result<Tsm, InputError> {
+    let report = read(&dir.join("outblob"))?;
+    let aux = dir.join("auxblob");
+    let certs = if aux.exists() {
+        let b = read(&aux)?;
+        if b.is_empty() {
+            Vec::new()
+        } else {
+            parse_cert_table(&b, &aux.display().to_string())?
+        }
+    } else {
+        Vec::new()
+    };
+    let m = dir.join("manifestblob");
+    let manifest = if m.exists() {
+        let b = read(&m)?;
+        (!b.is_empty()).then_some(b)
+    } else {
+        None
+    };
+    Ok(Tsm {
+        report,
+        certs,
+        manifest,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn table_guid_byte_order() {
+        assert_eq!(TABLE_GUIDS[0].1[..4], [0x8d, 0x75, 0xda, 0x63]);
+        assert_eq!(
+            TABLE_GUIDS[0].1[8..],
+            [0xad, 0xc5, 0xf4, 0xb9, 0x3b, 0xe8, 0xac, 0xcd]
+        );
+    }
+    #[test]
+    fn table_bounds_are_checked() {
+        let mut t = vec![0u8; 48];
+        t[..16].copy_from_slice(&TABLE_GUIDS[0].1);
+        t[16..20].copy_from_slice(&1000u32.to_le_bytes());
+        t[20..24].copy_from_slice(&10u32.to_le_bytes());
+        let e = parse_cert_table(&t, "t").unwrap_err().to_string();
+        assert!(e.contains("VCEK") && e.contains("beyond"), "{e}");
+        let e = parse_cert_table(&t[..30], "t").unwrap_err().to_string();
+        assert!(e.contains("byte offset 24"), "{e}");
+    }
+}

@@ -5,6 +5,8 @@
 //! (OVMF images and sev-snp-measure's modes), [`reset_vmsa`] (VMM-built VMSAs).
 #![forbid(unsafe_code)]
 
+pub mod boot_params;
+pub mod builder;
 pub mod digest;
 pub mod error;
 pub mod igvm_measure;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use base64::Engine;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use vigil_igvm::builder::{self, BuildConfig, Firmware};
 use vigil_igvm::igvm_measure::{self, LoaderRules, VmsaRule, ZeroRule};
 use vigil_igvm::ovmf_measure::{self, KernelHashes, Mode, OvmfParams};
 use vigil_igvm::reset_vmsa::{self, Fpu, VmmType};
@@ -41,6 +42,67 @@ enum Cmd {
     /// SNP launch digest of an IGVM file, or of an OVMF image with sev-snp-measure's flags.
     #[command(after_help = MEASURE_HELP)]
     Measure(MeasureArgs),
+    /// Build an IGVM file: Vigil kernel (VMPL0) + guest firmware + CPUID/secrets pages +
+    /// boot parameters + boot VMSA, for the SNP and native platforms.
+    #[command(after_help = BUILD_HELP)]
+    Build(BuildArgs),
+}
+
+const BUILD_HELP: &str = "\
+The guest-physical layout is chosen by --profile (qemu-kvm; see docs/igvm.md). The output
+is byte-reproducible. Prints the 1-vCPU SNP launch digest (QEMU+KVM loader rules) on stderr.
+
+Examples:
+  vigil-igvm build --kernel target/x86_64-unknown-none/release/svsm \\
+      --firmware /usr/share/OVMF/OVMF_CODE_4M.fd --vcpus 2 -o vigil.igvm
+  vigil-igvm build --kernel svsm.elf --firmware test-guest.elf --policy policy.json \\
+      --platforms snp -o vigil-snp.igvm";
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FirmwareFormat {
+    /// ELF magic means an ELF guest, anything else an OVMF image.
+    Auto,
+    /// OVMF image, loaded to end at 4 GiB.
+    Ovmf,
+    /// ELF image, loaded at its PT_LOAD physical addresses.
+    Elf,
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// The Vigil kernel ELF (its PT_LOAD segments are loaded at their physical addresses).
+    #[arg(long, value_name = "PATH")]
+    kernel: PathBuf,
+    /// Guest firmware for the lower VMPL: an OVMF image or Vigil's test guest ELF.
+    #[arg(long, value_name = "PATH")]
+    firmware: PathBuf,
+    /// How to read --firmware.
+    #[arg(long, default_value = "auto")]
+    firmware_format: FirmwareFormat,
+    /// Output IGVM file.
+    #[arg(short, long, value_name = "PATH")]
+    output: PathBuf,
+    /// Guest-physical layout profile.
+    #[arg(long, default_value = "qemu-kvm")]
+    profile: builder::Profile,
+    /// Platforms to include (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "snp,native")]
+    platforms: Vec<igvm_measure::Platform>,
+    /// vCPU count recorded in the boot parameters.
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// VMPL the guest runs at (1..=3).
+    #[arg(long, default_value_t = 2)]
+    guest_vmpl: u32,
+    /// Monitor policy file (bytes stored in the boot parameters page; SHA-384 in refs).
+    #[arg(long, value_name = "PATH")]
+    policy: Option<PathBuf>,
+    /// SNP guest policy.
+    #[arg(long, value_parser = parse_u64, default_value = "0x30000")]
+    guest_policy: u64,
+    /// SEV_FEATURES of the boot VMSA (QEMU requires it to match its sev-snp-guest object).
+    #[arg(long, value_parser = parse_u64, default_value = "0x1")]
+    sev_features: u64,
 }
 
 const MEASURE_HELP: &str = "\
@@ -181,6 +243,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Measure(a) => cmd_measure(a),
+        Cmd::Build(a) => cmd_build(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -424,6 +487,50 @@ fn dump_vmsas(p: &OvmfParams, dir: &Path) -> Result<(), Fail> {
     for (i, page) in pages.iter().enumerate() {
         let f = dir.join(format!("vmsa{i}.bin"));
         std::fs::write(&f, page).map_err(|e| Error::io(&f, e))?;
+    }
+    Ok(())
+}
+
+fn cmd_build(a: BuildArgs) -> Result<(), Fail> {
+    let fw = read_file(&a.firmware)?;
+    let firmware = match a.firmware_format {
+        FirmwareFormat::Auto => Firmware::detect(fw),
+        FirmwareFormat::Ovmf => Firmware::Ovmf(fw),
+        FirmwareFormat::Elf => Firmware::Elf(fw),
+    };
+    let cfg = BuildConfig {
+        profile: a.profile,
+        kernel: read_file(&a.kernel)?,
+        firmware,
+        snp: a.platforms.contains(&igvm_measure::Platform::Snp),
+        native: a.platforms.contains(&igvm_measure::Platform::Native),
+        vcpus: a.vcpus,
+        guest_vmpl: a.guest_vmpl,
+        policy: a
+            .policy
+            .as_deref()
+            .map(read_file)
+            .transpose()?
+            .unwrap_or_default(),
+        guest_policy: a.guest_policy,
+        sev_features: a.sev_features,
+    };
+    let built = builder::build(&cfg)?;
+    std::fs::write(&a.output, &built.bytes).map_err(|e| Error::io(&a.output, e))?;
+    eprintln!("wrote {} ({} bytes)", a.output.display(), built.bytes.len());
+    if cfg.snp {
+        // One vCPU needs no AP reset VMSA (whose RDX depends on the vCPU type); for more,
+        // `measure`/`refs` take --vcpus and --vcpu-type.
+        let rules = LoaderRules {
+            vcpus: Some(1),
+            ..LoaderRules::default()
+        };
+        let m = igvm_measure::measure_parsed(&built.file, &rules, false)?;
+        eprintln!(
+            "SNP launch digest for 1 vCPU under QEMU+KVM loader rules: {} \
+             (for more vCPUs: vigil-igvm measure FILE --vcpus N --vcpu-type T)",
+            hex::encode(m.measurement.digest)
+        );
     }
     Ok(())
 }

@@ -7,17 +7,19 @@
 //! The crate is `no_std` and contains no unsafe code.
 #![no_std]
 #![forbid(unsafe_code)]
-pub mod vmsa;
-pub mod page_info;
-pub mod report;
+pub mod attest_protocol;
 pub mod calling_area;
 pub mod core_protocol;
-pub mod attest_protocol;
-pub mod pvalidate;
-pub mod rmp;
+pub mod cpuid;
+pub mod event_log;
+pub mod evidence;
 pub mod ghcb;
 pub mod guest_request;
+pub mod page_info;
+pub mod pvalidate;
+pub mod report;
+pub mod rmp;
 pub mod secrets;
-pub mod cpuid;
 pub mod sev_status;
-pub mod event_log;
+pub mod vmcb;
+pub mod vmsa;

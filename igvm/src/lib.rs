@@ -2,7 +2,10 @@
 //! firmware. The `vigil-igvm` binary is a thin layer over this library.
 //!
 //! Modules: [`digest`] (the SNP launch-digest chain), [`ovmf`] and [`ovmf_measure`]
-//! (OVMF images and sev-snp-measure's modes), [`reset_vmsa`] (VMM-built VMSAs).
+//! (OVMF images and sev-snp-measure's modes), [`reset_vmsa`] (VMM-built VMSAs),
+//! [`reader`] (IGVM parsing with offset-naming errors), [`igvm_measure`] (IGVM launch
+//! digests under named loader rules), [`builder`] and [`boot_params`] (`build`),
+//! [`sign`] (ID block), [`refs`], [`inspect`], [`lint`], [`qemu`].
 #![forbid(unsafe_code)]
 
 pub mod boot_params;
@@ -10,9 +13,14 @@ pub mod builder;
 pub mod digest;
 pub mod error;
 pub mod igvm_measure;
+pub mod inspect;
+pub mod lint;
 pub mod ovmf;
 pub mod ovmf_measure;
+pub mod qemu;
 pub mod reader;
+pub mod refs;
 pub mod reset_vmsa;
+pub mod sign;
 
 pub use error::{Error, Result};

@@ -46,6 +46,199 @@ enum Cmd {
     /// boot parameters + boot VMSA, for the SNP and native platforms.
     #[command(after_help = BUILD_HELP)]
     Build(BuildArgs),
+    /// Show what an IGVM file contains (text, or --json).
+    #[command(
+        after_help = "Examples:\n  vigil-igvm inspect vigil.igvm\n  vigil-igvm inspect vigil.igvm --json"
+    )]
+    Inspect(InspectArgs),
+    /// Report what QEMU or KVM would refuse or measure differently (exit 1 on errors).
+    #[command(
+        after_help = "Examples:\n  vigil-igvm lint vigil.igvm\n  vigil-igvm lint vigil.igvm --json"
+    )]
+    Lint(InspectArgs),
+    /// Reference values for vigil-verify (JSON, schema vigil-refs/1).
+    #[command(
+        after_help = "Examples:\n  vigil-igvm refs vigil.igvm --vcpus 2 --vcpu-type EPYC-Milan > refs.json\n  vigil-igvm refs vigil.igvm --platform native"
+    )]
+    Refs(RefsArgs),
+    /// The exact QEMU command line for a file.
+    #[command(
+        after_help = "Examples:\n  vigil-igvm qemu-args vigil.igvm --platform snp --vcpus 2 --cpu EPYC-Milan\n  vigil-igvm qemu-args vigil.igvm --platform native --json"
+    )]
+    QemuArgs(QemuArgs),
+    /// Sign the SNP ID block (one step with keys, or two steps), or verify one.
+    #[command(after_help = SIGN_HELP)]
+    Sign(SignArgs),
+}
+
+const SIGN_HELP: &str = "\
+Keys are P-384, PEM (PKCS#8 or SEC1) or PKCS#8 DER. Signatures are deterministic (RFC 6979).
+
+One step:
+  vigil-igvm sign vigil.igvm --id-key id.pem --author-key author.pem \\
+      --family-id 00112233445566778899aabbccddeeff --guest-svn 3 -o signed.igvm
+Two steps (keys kept elsewhere, e.g. in an HSM):
+  vigil-igvm sign vigil.igvm --emit-tbs tbs/ --id-pubkey id.pub.pem
+      (writes tbs/id_block.bin to sign with the ID key, tbs/id_key.bin to sign with
+       the author key; ECDSA P-384 with SHA-384)
+  vigil-igvm sign vigil.igvm --id-pubkey id.pub.pem --id-sig id.sig \\
+      --author-pubkey author.pub.pem --author-sig author.sig -o signed.igvm
+      (signatures DER or raw r||s; the same ID fields and loader flags as in step 1)
+Verify:
+  vigil-igvm sign signed.igvm --verify";
+
+#[derive(Args)]
+struct InspectArgs {
+    /// IGVM file.
+    igvm: PathBuf,
+    /// JSON output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Loader rules for IGVM measurements (see `measure --help`).
+#[derive(Args, Clone)]
+struct LoaderArgs {
+    /// vCPU count (default: the count in the file's boot parameters).
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// vCPU type (for the RDX of reset-state AP VMSAs).
+    #[arg(long)]
+    vcpu_type: Option<String>,
+    /// vCPU signature.
+    #[arg(long, value_parser = parse_u64)]
+    vcpu_sig: Option<u64>,
+    /// SEV_FEATURES of reset-state AP VMSAs (default: the boot VMSA's).
+    #[arg(long, value_parser = parse_u64)]
+    guest_features: Option<u64>,
+    /// VMSA rule.
+    #[arg(long, default_value = "kvm")]
+    vmsa_rule: VmsaRule,
+    /// Zero-page rule.
+    #[arg(long, default_value = "qemu")]
+    zero_pages: ZeroRule,
+    /// Reset-state VMSAs for vCPUs without one in the file.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    ap_vmsas: bool,
+    /// Leave the x87 FCW of measured VMSAs at 0.
+    #[arg(long)]
+    x87_fcw_zero: bool,
+}
+
+impl LoaderArgs {
+    fn rules(&self, default_vcpus: Option<u32>) -> Result<LoaderRules, Fail> {
+        let sig = match (&self.vcpu_type, self.vcpu_sig) {
+            (_, Some(s)) => u32::try_from(s)
+                .map_err(|_| Fail::Usage(format!("--vcpu-sig {s:#x} is too large")))?,
+            (Some(t), None) => reset_vmsa::vcpu_type_sig(t)
+                .ok_or_else(|| Fail::Usage(format!("--vcpu-type {t}: unknown")))?,
+            (None, None) => reset_vmsa::vcpu_type_sig("EPYC-v4").unwrap_or(0),
+        };
+        Ok(LoaderRules {
+            vmsa: self.vmsa_rule,
+            zero_pages: self.zero_pages,
+            ap_vmsas: self.ap_vmsas,
+            vcpus: self.vcpus.or(default_vcpus),
+            vcpu_sig: sig,
+            guest_features: self.guest_features,
+            fpu: if self.x87_fcw_zero {
+                Fpu::FcwZero
+            } else {
+                Fpu::VmmDefault
+            },
+        })
+    }
+}
+
+#[derive(Args)]
+struct RefsArgs {
+    /// IGVM file.
+    igvm: PathBuf,
+    /// Platform the reference values are for.
+    #[arg(long, default_value = "snp")]
+    platform: igvm_measure::Platform,
+    #[command(flatten)]
+    loader: LoaderArgs,
+}
+
+#[derive(Args)]
+struct QemuArgs {
+    /// IGVM file.
+    igvm: PathBuf,
+    /// Platform to launch.
+    #[arg(long, default_value = "snp")]
+    platform: igvm_measure::Platform,
+    /// Guest memory.
+    #[arg(long, default_value = "512M")]
+    memory: String,
+    /// vCPUs (default: the file's boot parameters, else 1).
+    #[arg(long)]
+    vcpus: Option<u32>,
+    /// QEMU CPU model (default EPYC-v4 for SNP, max for native).
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Accelerator for the native platform.
+    #[arg(long, default_value = "tcg")]
+    accel: String,
+    /// QEMU binary.
+    #[arg(long, default_value = "qemu-system-x86_64")]
+    qemu: String,
+    /// Print a JSON array instead of a shell line.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// IGVM file.
+    igvm: PathBuf,
+    /// Output file.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// ID private key (P-384).
+    #[arg(long)]
+    id_key: Option<PathBuf>,
+    /// Author private key (P-384), optional.
+    #[arg(long)]
+    author_key: Option<PathBuf>,
+    /// Two-step flow, step 1: write the bytes to sign into this directory.
+    #[arg(long)]
+    emit_tbs: Option<PathBuf>,
+    /// Two-step flow: ID public key (PEM/DER SPKI).
+    #[arg(long)]
+    id_pubkey: Option<PathBuf>,
+    /// Two-step flow, step 2: signature of id_block.bin by the ID key (DER or r||s).
+    #[arg(long)]
+    id_sig: Option<PathBuf>,
+    /// Two-step flow: author public key.
+    #[arg(long)]
+    author_pubkey: Option<PathBuf>,
+    /// Two-step flow, step 2: signature of id_key.bin by the author key.
+    #[arg(long)]
+    author_sig: Option<PathBuf>,
+    /// Family ID (up to 32 hex digits).
+    #[arg(long, default_value = "")]
+    family_id: String,
+    /// Image ID (up to 32 hex digits).
+    #[arg(long, default_value = "")]
+    image_id: String,
+    /// Guest SVN.
+    #[arg(long, default_value_t = 0)]
+    guest_svn: u32,
+    /// ID block version field.
+    #[arg(long, default_value_t = 1)]
+    id_version: u32,
+    /// Replace the file's SNP guest policy.
+    #[arg(long, value_parser = parse_u64)]
+    policy: Option<u64>,
+    /// Verify the file's existing ID block instead of signing (exit 1 if it fails).
+    #[arg(long)]
+    verify: bool,
+    /// Also print QEMU's id-block=...,id-auth=... options (base64).
+    #[arg(long)]
+    qemu_options: bool,
+    #[command(flatten)]
+    loader: LoaderArgs,
 }
 
 const BUILD_HELP: &str = "\
@@ -229,7 +422,6 @@ fn parse_u64(s: &str) -> Result<u64, String> {
 /// A usage error (exit 2) or a failed check (exit 1).
 enum Fail {
     Usage(String),
-    #[allow(dead_code)] // constructed by lint and sign --verify (next commits)
     Check(String),
 }
 
@@ -244,6 +436,11 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Measure(a) => cmd_measure(a),
         Cmd::Build(a) => cmd_build(a),
+        Cmd::Inspect(a) => cmd_inspect(a),
+        Cmd::Lint(a) => cmd_lint(a),
+        Cmd::Refs(a) => cmd_refs(a),
+        Cmd::QemuArgs(a) => cmd_qemu_args(a),
+        Cmd::Sign(a) => cmd_sign(a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -530,6 +727,209 @@ fn cmd_build(a: BuildArgs) -> Result<(), Fail> {
             "SNP launch digest for 1 vCPU under QEMU+KVM loader rules: {} \
              (for more vCPUs: vigil-igvm measure FILE --vcpus N --vcpu-type T)",
             hex::encode(m.measurement.digest)
+        );
+    }
+    Ok(())
+}
+
+fn json_out<T: serde::Serialize>(v: &T) -> Result<(), Fail> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).map_err(|e| Fail::Usage(e.to_string()))?
+    );
+    Ok(())
+}
+
+fn cmd_inspect(a: InspectArgs) -> Result<(), Fail> {
+    let i = vigil_igvm::inspect::inspect(&read_file(&a.igvm)?)?;
+    if a.json {
+        json_out(&i)
+    } else {
+        print!("{}", vigil_igvm::inspect::to_text(&i));
+        Ok(())
+    }
+}
+
+fn cmd_lint(a: InspectArgs) -> Result<(), Fail> {
+    let findings = vigil_igvm::lint::lint(&read_file(&a.igvm)?)?;
+    if a.json {
+        json_out(&findings)?;
+    } else {
+        for f in &findings {
+            println!(
+                "{}: [{}]{}{} {}",
+                match f.severity {
+                    vigil_igvm::lint::Severity::Error => "error",
+                    vigil_igvm::lint::Severity::Warning => "warning",
+                },
+                f.code,
+                f.directive
+                    .map(|d| format!(" directive {d}"))
+                    .unwrap_or_default(),
+                f.offset
+                    .as_ref()
+                    .map(|o| format!(" at offset {o}"))
+                    .unwrap_or_default(),
+                f.message
+            );
+        }
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == vigil_igvm::lint::Severity::Error)
+        .count();
+    if errors > 0 {
+        return Err(Fail::Check(format!("{errors} error(s)")));
+    }
+    if !a.json {
+        println!("ok: no errors ({} warning(s))", findings.len());
+    }
+    Ok(())
+}
+
+fn cmd_refs(a: RefsArgs) -> Result<(), Fail> {
+    let rules = a.loader.rules(None)?;
+    let r = vigil_igvm::refs::refs(&read_file(&a.igvm)?, a.platform, &rules)?;
+    json_out(&r)
+}
+
+fn cmd_qemu_args(a: QemuArgs) -> Result<(), Fail> {
+    let data = read_file(&a.igvm)?;
+    let vcpus = match a.vcpus {
+        Some(v) => v,
+        None => {
+            let (f, _) = vigil_igvm::reader::parse(&data)?;
+            builder::find_boot_params(&f).map(|b| b.vcpus).unwrap_or(1)
+        }
+    };
+    let o = vigil_igvm::qemu::QemuOptions {
+        platform: a.platform,
+        igvm_path: a.igvm.display().to_string(),
+        memory: a.memory,
+        vcpus,
+        cpu: a.cpu,
+        accel: a.accel,
+        qemu: a.qemu,
+    };
+    let args = vigil_igvm::qemu::qemu_args(&data, &o)?;
+    if a.json {
+        json_out(&args)
+    } else {
+        let q: Vec<String> = args
+            .iter()
+            .map(|s| vigil_igvm::qemu::shell_quote(s))
+            .collect();
+        println!("{}", q.join(" "));
+        Ok(())
+    }
+}
+
+fn cmd_sign(a: SignArgs) -> Result<(), Fail> {
+    use vigil_igvm::sign::{self, IdFields, SignedIdBlock};
+    let data = read_file(&a.igvm)?;
+    let (parsed, _) = vigil_igvm::reader::parse(&data)?;
+    let default_vcpus = builder::find_boot_params(&parsed).map(|b| b.vcpus);
+    let rules = a.loader.rules(default_vcpus)?;
+    if a.verify {
+        let (blk, bad) = sign::verify_file(&data, &rules)?;
+        json_out(&blk.summary())?;
+        if !bad.is_empty() {
+            return Err(Fail::Check(bad.join("; ")));
+        }
+        eprintln!("ok: ID block signatures verify and its launch digest matches");
+        return Ok(());
+    }
+    let fields = IdFields {
+        family_id: sign::parse_id(&a.family_id, "--family-id")?,
+        image_id: sign::parse_id(&a.image_id, "--image-id")?,
+        guest_svn: a.guest_svn,
+        version: a.id_version,
+        policy: a.policy,
+    };
+    let unsigned = sign::prepare(&data, &rules, &fields)?;
+    if let Some(dir) = &a.emit_tbs {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let p = dir.join("id_block.bin");
+        std::fs::write(&p, zerocopy::IntoBytes::as_bytes(&unsigned.block))
+            .map_err(|e| Error::io(&p, e))?;
+        eprintln!(
+            "wrote {} (sign with the ID key: ECDSA P-384, SHA-384)",
+            p.display()
+        );
+        if let Some(pk) = &a.id_pubkey {
+            let k = sign::load_verifying_key(&read_file(pk)?, "--id-pubkey")?;
+            let p = dir.join("id_key.bin");
+            std::fs::write(
+                &p,
+                zerocopy::IntoBytes::as_bytes(&sign::PubKey::from_key(&k)),
+            )
+            .map_err(|e| Error::io(&p, e))?;
+            eprintln!("wrote {} (sign with the author key)", p.display());
+        }
+        println!("{}", hex::encode(unsigned.block.ld));
+        return Ok(());
+    }
+    let block = unsigned.block.clone();
+    let signed = match (&a.id_key, &a.id_sig) {
+        (Some(k), None) => {
+            let id = sign::load_signing_key(&read_file(k)?, "--id-key")?;
+            let author = a
+                .author_key
+                .as_deref()
+                .map(|p| read_file(p).and_then(|d| sign::load_signing_key(&d, "--author-key")))
+                .transpose()?;
+            SignedIdBlock::sign(block, &id, author.as_ref())
+        }
+        (None, Some(sig)) => {
+            let pk = a
+                .id_pubkey
+                .as_ref()
+                .ok_or_else(|| Fail::Usage("--id-sig needs --id-pubkey".into()))?;
+            let id_key =
+                sign::PubKey::from_key(&sign::load_verifying_key(&read_file(pk)?, "--id-pubkey")?);
+            let id_sig = sign::load_signature(&read_file(sig)?, "--id-sig")?;
+            let author = match (&a.author_pubkey, &a.author_sig) {
+                (Some(p), Some(s)) => Some((
+                    sign::PubKey::from_key(&sign::load_verifying_key(
+                        &read_file(p)?,
+                        "--author-pubkey",
+                    )?),
+                    sign::load_signature(&read_file(s)?, "--author-sig")?,
+                )),
+                (None, None) => None,
+                _ => {
+                    return Err(Fail::Usage(
+                        "--author-pubkey and --author-sig go together".into(),
+                    ))
+                }
+            };
+            SignedIdBlock {
+                block,
+                id_key,
+                id_sig,
+                author,
+            }
+        }
+        _ => {
+            return Err(Fail::Usage(
+                "give --id-key, or --id-pubkey with --id-sig, or --emit-tbs, or --verify".into(),
+            ))
+        }
+    };
+    let out = a
+        .output
+        .as_ref()
+        .ok_or_else(|| Fail::Usage("sign needs -o OUTPUT".into()))?;
+    let bytes = unsigned.finish(&signed)?;
+    std::fs::write(out, &bytes).map_err(|e| Error::io(out, e))?;
+    eprintln!("wrote {}", out.display());
+    json_out(&signed.summary())?;
+    if a.qemu_options {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        println!(
+            "id-block={},id-auth={}",
+            b64.encode(zerocopy::IntoBytes::as_bytes(&signed.block)),
+            b64.encode(sign::id_auth_bytes(&signed))
         );
     }
     Ok(())

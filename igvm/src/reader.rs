@@ -55,7 +55,7 @@ fn min_len(typ: u32) -> Option<u32> {
         T::IGVM_VHT_PARAMETER_INSERT => 16,
         T::IGVM_VHT_VP_CONTEXT => 20,
         T::IGVM_VHT_REQUIRED_MEMORY => 24,
-        T::IGVM_VHT_SNP_ID_BLOCK => 0x3d8 - 8,
+        T::IGVM_VHT_SNP_ID_BLOCK => 0x2b8,
         T::IGVM_VHT_VP_COUNT_PARAMETER
         | T::IGVM_VHT_MEMORY_MAP
         | T::IGVM_VHT_ENVIRONMENT_INFO_PARAMETER

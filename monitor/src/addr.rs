@@ -21,7 +21,7 @@ impl Gpa {
     }
     /// Whether the address is aligned to `size`.
     pub const fn is_aligned(self, size: PageSize) -> bool {
-        self.0 % size.bytes() == 0
+        self.0.is_multiple_of(size.bytes())
     }
     /// `self + off`, or None on overflow.
     pub const fn checked_add(self, off: u64) -> Option<Self> {

@@ -57,7 +57,10 @@ fn unknown_protocol_is_unsupported_protocol_and_logged() {
 fn unknown_core_call_is_unsupported_call() {
     let mut v = vm();
     assert_eq!(v.call(core(8), 0, 0, 0).1.rax, ERR_UNSUPPORTED_CALL);
-    assert_eq!(v.call(SvsmRegs::rax_for(1, 2), 0, 0, 0).1.rax, ERR_UNSUPPORTED_CALL);
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, 2), 0, 0, 0).1.rax,
+        ERR_UNSUPPORTED_CALL
+    );
     done(&v);
 }
 
@@ -65,7 +68,10 @@ fn unknown_core_call_is_unsupported_call() {
 fn no_call_pending_does_nothing() {
     let mut v = vm();
     let before = v.m.event_log().count();
-    let mut regs = SvsmRegs { rax: core(call::QUERY_PROTOCOL), ..Default::default() };
+    let mut regs = SvsmRegs {
+        rax: core(call::QUERY_PROTOCOL),
+        ..Default::default()
+    };
     assert_eq!(v.m.handle_request(0, &mut regs), CallOutcome::NotPending);
     assert_eq!(v.m.event_log().count(), before);
     // A call clears call_pending.
@@ -108,7 +114,12 @@ fn configure_vtom_query_reports_none() {
 #[test]
 fn configure_vtom_set_refused_by_policy_is_invalid_request() {
     let mut v = vm();
-    assert_eq!(v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 1, 0, 0).1.rax, ERR_INVALID_REQUEST);
+    assert_eq!(
+        v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 1, 0, 0)
+            .1
+            .rax,
+        ERR_INVALID_REQUEST
+    );
     done(&v);
 }
 
@@ -117,7 +128,10 @@ fn configure_vtom_set_when_allowed_and_bad_value_is_invalid_parameter() {
     let mut cfg = SimConfig::small(1);
     cfg.policy.allow_vtom = true;
     let mut v = SimVm::new(cfg);
-    assert_eq!(v.call(core(call::CONFIGURE_VTOM), 0x1000 | 1, 0, 0).1.rax, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.call(core(call::CONFIGURE_VTOM), 0x1000 | 1, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     let (_, r) = v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 1, 0, 0);
     assert_eq!((r.rax, r.rcx), (SUCCESS, 2 << 20));
     assert_eq!(v.call(core(call::CONFIGURE_VTOM), 0, 0, 0).1.rcx, 2 << 20);
@@ -132,7 +146,10 @@ fn remap_ca_moves_the_calling_area() {
     assert_eq!(v.call(core(call::REMAP_CA), 0x5000, 0, 0).1.rax, SUCCESS);
     assert_eq!(v.m.vcpus().by_apic(0).unwrap().caa, Gpa(0x5000));
     // The next call is taken from the new calling area.
-    assert_eq!(v.call(core(call::QUERY_PROTOCOL), 1 << 32 | 1, 0, 0).1.rax, SUCCESS);
+    assert_eq!(
+        v.call(core(call::QUERY_PROTOCOL), 1 << 32 | 1, 0, 0).1.rax,
+        SUCCESS
+    );
     assert_eq!(last_record(&v).kind, kind::QUERY_PROTOCOL);
     done(&v);
 }
@@ -141,7 +158,11 @@ fn remap_ca_moves_the_calling_area() {
 fn remap_ca_invalid_address_cases() {
     let mut v = vm();
     for gpa in [0x5008, VIGIL.0, FREE_2M.0, 1 << 40] {
-        assert_eq!(v.call(core(call::REMAP_CA), gpa, 0, 0).1.rax, ERR_INVALID_ADDRESS, "{gpa:#x}");
+        assert_eq!(
+            v.call(core(call::REMAP_CA), gpa, 0, 0).1.rax,
+            ERR_INVALID_ADDRESS,
+            "{gpa:#x}"
+        );
     }
     assert_eq!(v.m.vcpus().by_apic(0).unwrap().caa, BOOT_CAA);
     done(&v);
@@ -151,7 +172,10 @@ fn remap_ca_invalid_address_cases() {
 fn remap_ca_onto_another_vcpus_calling_area_is_invalid_parameter() {
     let mut v = vm();
     create_ap(&mut v, 1, 0x10000, 0x11000);
-    assert_eq!(v.call(core(call::REMAP_CA), 0x11000, 0, 0).1.rax, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.call(core(call::REMAP_CA), 0x11000, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     done(&v);
 }
 
@@ -187,10 +211,20 @@ fn pvalidate_zeroes_what_the_host_left_in_the_page() {
 fn pvalidate_2m() {
     let mut v = vm();
     assert_eq!(v.accept(FREE_2M, PageSize::Size2M, 1), SUCCESS);
-    assert_eq!(v.m.pages().get(Gpa(FREE_2M.0 + 0x1f_f000)), Some(PageState::Validated));
+    assert_eq!(
+        v.m.pages().get(Gpa(FREE_2M.0 + 0x1f_f000)),
+        Some(PageState::Validated)
+    );
     // Rescinding as 4 KiB pages is a size mismatch; as 2 MiB it works.
-    assert_eq!(v.pvalidate(&[e4k(FREE_2M.0, false)]).0, ERR_PVALIDATE_FAIL_SIZEMISMATCH);
-    assert_eq!(v.pvalidate(&[PvalidateEntry::new(FREE_2M.0 >> 12, true, false, false)]).0, SUCCESS);
+    assert_eq!(
+        v.pvalidate(&[e4k(FREE_2M.0, false)]).0,
+        ERR_PVALIDATE_FAIL_SIZEMISMATCH
+    );
+    assert_eq!(
+        v.pvalidate(&[PvalidateEntry::new(FREE_2M.0 >> 12, true, false, false)])
+            .0,
+        SUCCESS
+    );
     done(&v);
 }
 
@@ -207,7 +241,10 @@ fn pvalidate_2m_on_4k_rmp_entries_is_size_mismatch() {
 #[test]
 fn pvalidate_of_a_shared_page_is_fail_input() {
     let mut v = vm();
-    assert_eq!(v.pvalidate(&[e4k(FREE_2M.0, true)]).0, ERR_PVALIDATE_FAIL_INPUT);
+    assert_eq!(
+        v.pvalidate(&[e4k(FREE_2M.0, true)]).0,
+        ERR_PVALIDATE_FAIL_INPUT
+    );
     done(&v);
 }
 
@@ -216,7 +253,10 @@ fn pvalidate_twice_is_fail_unchanged_unless_ignore_cf() {
     let mut v = vm();
     assert_eq!(v.accept(FREE_2M, PageSize::Size4K, 1), SUCCESS);
     v.guest_write(FREE_2M, b"data").unwrap();
-    assert_eq!(v.pvalidate(&[e4k(FREE_2M.0, true)]).0, ERR_PVALIDATE_FAIL_UNCHANGED);
+    assert_eq!(
+        v.pvalidate(&[e4k(FREE_2M.0, true)]).0,
+        ERR_PVALIDATE_FAIL_UNCHANGED
+    );
     let ign = PvalidateEntry::new(FREE_2M.0 >> 12, false, true, true);
     assert_eq!(v.pvalidate(&[ign]).0, SUCCESS);
     // Neither call validated (or zeroed) the page again.
@@ -230,8 +270,15 @@ fn pvalidate_twice_is_fail_unchanged_unless_ignore_cf() {
 #[test]
 fn rescind_of_unvalidated_page_is_fail_unchanged() {
     let mut v = vm();
-    assert_eq!(v.pvalidate(&[e4k(FREE_2M.0, false)]).0, ERR_PVALIDATE_FAIL_UNCHANGED);
-    assert_eq!(v.pvalidate(&[PvalidateEntry::new(FREE_2M.0 >> 12, false, false, true)]).0, SUCCESS);
+    assert_eq!(
+        v.pvalidate(&[e4k(FREE_2M.0, false)]).0,
+        ERR_PVALIDATE_FAIL_UNCHANGED
+    );
+    assert_eq!(
+        v.pvalidate(&[PvalidateEntry::new(FREE_2M.0 >> 12, false, false, true)])
+            .0,
+        SUCCESS
+    );
 }
 
 #[test]
@@ -249,7 +296,11 @@ fn pvalidate_of_vigil_memory_is_invalid_address() {
     let mut v = vm();
     // Even if the host is asked to assign it, and whether 4 KiB or a 2 MiB page.
     assert_eq!(v.pvalidate(&[e4k(VIGIL.0, true)]).0, ERR_INVALID_ADDRESS);
-    assert_eq!(v.pvalidate(&[PvalidateEntry::new(VIGIL.0 >> 12, true, true, false)]).0, ERR_INVALID_ADDRESS);
+    assert_eq!(
+        v.pvalidate(&[PvalidateEntry::new(VIGIL.0 >> 12, true, true, false)])
+            .0,
+        ERR_INVALID_ADDRESS
+    );
     assert_eq!(v.pvalidate(&[e4k(VIGIL.0, false)]).0, ERR_INVALID_ADDRESS);
     done(&v);
 }
@@ -258,15 +309,30 @@ fn pvalidate_of_vigil_memory_is_invalid_address() {
 fn pvalidate_outside_ram_or_misaligned_is_invalid_address() {
     let mut v = vm();
     assert_eq!(v.pvalidate(&[e4k(8 << 20, true)]).0, ERR_INVALID_ADDRESS);
-    assert_eq!(v.pvalidate(&[PvalidateEntry::new((FREE_2M.0 >> 12) + 1, true, true, false)]).0, ERR_INVALID_ADDRESS);
+    assert_eq!(
+        v.pvalidate(&[PvalidateEntry::new(
+            (FREE_2M.0 >> 12) + 1,
+            true,
+            true,
+            false
+        )])
+        .0,
+        ERR_INVALID_ADDRESS
+    );
 }
 
 #[test]
 fn pvalidate_reserved_bits_or_bad_size_is_invalid_parameter() {
     let mut v = vm();
     v.make_private(FREE_2M, PageSize::Size4K, 1).unwrap();
-    assert_eq!(v.pvalidate(&[PvalidateEntry(FREE_2M.0 | 4 | 0x10)]).0, ERR_INVALID_PARAMETER);
-    assert_eq!(v.pvalidate(&[PvalidateEntry(FREE_2M.0 | 4 | 2)]).0, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.pvalidate(&[PvalidateEntry(FREE_2M.0 | 4 | 0x10)]).0,
+        ERR_INVALID_PARAMETER
+    );
+    assert_eq!(
+        v.pvalidate(&[PvalidateEntry(FREE_2M.0 | 4 | 2)]).0,
+        ERR_INVALID_PARAMETER
+    );
     done(&v);
 }
 
@@ -274,10 +340,18 @@ fn pvalidate_reserved_bits_or_bad_size_is_invalid_parameter() {
 fn pvalidate_list_header_checks() {
     let mut v = vm();
     // next beyond entries.
-    assert_eq!(v.list_call(call::PVALIDATE, LIST_PAGE, &[e4k(FREE_2M.0, true)], 2).0, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.list_call(call::PVALIDATE, LIST_PAGE, &[e4k(FREE_2M.0, true)], 2)
+            .0,
+        ERR_INVALID_PARAMETER
+    );
     // A list that would run past its page.
     let at = Gpa(LIST_PAGE.0 + 4096 - 16);
-    assert_eq!(v.list_call(call::PVALIDATE, at, &[e4k(FREE_2M.0, true); 2], 0).0, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.list_call(call::PVALIDATE, at, &[e4k(FREE_2M.0, true); 2], 0)
+            .0,
+        ERR_INVALID_PARAMETER
+    );
     // Misaligned, in Vigil's memory, in unvalidated memory.
     for gpa in [LIST_PAGE.0 + 4, VIGIL.0, FREE_2M.0] {
         let (_, r) = v.call(core(call::PVALIDATE), gpa, 0, 0);
@@ -290,7 +364,11 @@ fn pvalidate_list_header_checks() {
 fn pvalidate_restarts_from_next_after_a_failure() {
     let mut v = vm();
     v.make_private(FREE_2M, PageSize::Size4K, 3).unwrap();
-    let list = [e4k(FREE_2M.0, true), e4k(VIGIL.0, true), e4k(FREE_2M.0 + 0x2000, true)];
+    let list = [
+        e4k(FREE_2M.0, true),
+        e4k(VIGIL.0, true),
+        e4k(FREE_2M.0 + 0x2000, true),
+    ];
     let (rax, next) = v.pvalidate(&list);
     assert_eq!((rax, next), (ERR_INVALID_ADDRESS, 1));
     // The guest fixes entry 1 and calls again from next = 1.
@@ -330,7 +408,10 @@ fn pvalidate_record_digests_the_applied_entries() {
     .unwrap();
     let p = payload.unwrap();
     use sha2::Digest;
-    assert_eq!(p.entries_digest, <[u8; 48]>::from(sha2::Sha384::digest(e.0.to_le_bytes())));
+    assert_eq!(
+        p.entries_digest,
+        <[u8; 48]>::from(sha2::Sha384::digest(e.0.to_le_bytes()))
+    );
     assert_eq!((p.entries, p.first, p.done), (1, 0, 1));
 }
 
@@ -342,8 +423,11 @@ fn good_features() -> u64 {
 
 fn create_ap(v: &mut SimVm, apic: u32, vmsa: u64, caa: u64) -> u64 {
     let gv = v.m.guest_vmpl().get();
-    v.write_vmsa(Gpa(vmsa), gv, good_features(), EFER_SVME).unwrap();
-    v.call(core(call::CREATE_VCPU), vmsa, caa, apic as u64).1.rax
+    v.write_vmsa(Gpa(vmsa), gv, good_features(), EFER_SVME)
+        .unwrap();
+    v.call(core(call::CREATE_VCPU), vmsa, caa, apic as u64)
+        .1
+        .rax
 }
 
 #[test]
@@ -357,7 +441,14 @@ fn create_vcpu_makes_a_vmsa_the_guest_cannot_touch() {
     assert_eq!(v.mach().hv.aps, vec![(1, Gpa(0x10000))]);
     assert_eq!(v.m.pages().get(Gpa(0x10000)), Some(PageState::Vmsa));
     // The new vCPU can call through its own calling area.
-    let (o, r) = v.call_from(1, SvsmRegs { rax: core(call::QUERY_PROTOCOL), rcx: 1 << 32 | 1, ..Default::default() });
+    let (o, r) = v.call_from(
+        1,
+        SvsmRegs {
+            rax: core(call::QUERY_PROTOCOL),
+            rcx: 1 << 32 | 1,
+            ..Default::default()
+        },
+    );
     assert_eq!((o, r.rax), (CallOutcome::Handled, SUCCESS));
     assert_eq!(last_record(&v).apic_id, 1);
     done(&v);
@@ -368,16 +459,19 @@ fn create_vcpu_checks_the_vmsa_contents() {
     let mut v = vm();
     let gv = v.m.guest_vmpl().get();
     for (vmpl, feat, efer) in [
-        (0, good_features(), EFER_SVME),                                   // VMPL0: Vigil's own level
-        (1, good_features(), EFER_SVME),                                   // not the guest's VMPL
-        (gv, SevFeatures::ALTERNATE_INJECTION.bits(), EFER_SVME),          // SNP_ACTIVE missing
-        (gv, good_features() | SevFeatures::VTOM.bits(), EFER_SVME),       // not allowed by policy
-        (gv, good_features() | (1 << 40), EFER_SVME),                      // unknown bit
-        (gv, good_features(), 0),                                          // EFER.SVME clear
+        (0, good_features(), EFER_SVME), // VMPL0: Vigil's own level
+        (1, good_features(), EFER_SVME), // not the guest's VMPL
+        (gv, SevFeatures::ALTERNATE_INJECTION.bits(), EFER_SVME), // SNP_ACTIVE missing
+        (gv, good_features() | SevFeatures::VTOM.bits(), EFER_SVME), // not allowed by policy
+        (gv, good_features() | (1 << 40), EFER_SVME), // unknown bit
+        (gv, good_features(), 0),        // EFER.SVME clear
     ] {
         v.write_vmsa(Gpa(0x10000), vmpl, feat, efer).unwrap();
         let r = v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 1).1.rax;
-        assert_eq!(r, ERR_INVALID_PARAMETER, "vmpl {vmpl} features {feat:#x} efer {efer:#x}");
+        assert_eq!(
+            r, ERR_INVALID_PARAMETER,
+            "vmpl {vmpl} features {feat:#x} efer {efer:#x}"
+        );
         // The page is given back to the guest.
         v.guest_write(Gpa(0x10000), &[0]).unwrap();
         assert!(v.mach().hv.aps.is_empty());
@@ -389,16 +483,43 @@ fn create_vcpu_checks_the_vmsa_contents() {
 fn create_vcpu_address_checks() {
     let mut v = vm();
     let gv = v.m.guest_vmpl().get();
-    v.write_vmsa(Gpa(0x10000), gv, good_features(), EFER_SVME).unwrap();
-    for (vmsa, caa) in [(0x10008, 0x11000), (0x10000, 0x11008), (VIGIL.0, 0x11000), (0x10000, VIGIL.0), (FREE_2M.0, 0x11000)] {
-        assert_eq!(v.call(core(call::CREATE_VCPU), vmsa, caa, 1).1.rax, ERR_INVALID_ADDRESS, "{vmsa:#x} {caa:#x}");
+    v.write_vmsa(Gpa(0x10000), gv, good_features(), EFER_SVME)
+        .unwrap();
+    for (vmsa, caa) in [
+        (0x10008, 0x11000),
+        (0x10000, 0x11008),
+        (VIGIL.0, 0x11000),
+        (0x10000, VIGIL.0),
+        (FREE_2M.0, 0x11000),
+    ] {
+        assert_eq!(
+            v.call(core(call::CREATE_VCPU), vmsa, caa, 1).1.rax,
+            ERR_INVALID_ADDRESS,
+            "{vmsa:#x} {caa:#x}"
+        );
     }
     // Same page for VMSA and calling area, APIC ID in use, APIC ID over 32 bits.
-    assert_eq!(v.call(core(call::CREATE_VCPU), 0x10000, 0x10000, 1).1.rax, ERR_INVALID_PARAMETER);
-    assert_eq!(v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 0).1.rax, ERR_INVALID_PARAMETER);
-    assert_eq!(v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 1 << 32).1.rax, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.call(core(call::CREATE_VCPU), 0x10000, 0x10000, 1).1.rax,
+        ERR_INVALID_PARAMETER
+    );
+    assert_eq!(
+        v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
+    assert_eq!(
+        v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 1 << 32)
+            .1
+            .rax,
+        ERR_INVALID_PARAMETER
+    );
     // A calling area in use as the VMSA.
-    assert_eq!(v.call(core(call::CREATE_VCPU), BOOT_CAA.0, 0x11000, 1).1.rax, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.call(core(call::CREATE_VCPU), BOOT_CAA.0, 0x11000, 1)
+            .1
+            .rax,
+        ERR_INVALID_PARAMETER
+    );
     done(&v);
 }
 
@@ -407,8 +528,12 @@ fn create_vcpu_in_a_2m_page_is_invalid_parameter() {
     let mut v = vm();
     assert_eq!(v.accept(FREE_2M, PageSize::Size2M, 1), SUCCESS);
     let gv = v.m.guest_vmpl().get();
-    v.write_vmsa(FREE_2M, gv, good_features(), EFER_SVME).unwrap();
-    assert_eq!(v.call(core(call::CREATE_VCPU), FREE_2M.0, 0x11000, 1).1.rax, ERR_INVALID_PARAMETER);
+    v.write_vmsa(FREE_2M, gv, good_features(), EFER_SVME)
+        .unwrap();
+    assert_eq!(
+        v.call(core(call::CREATE_VCPU), FREE_2M.0, 0x11000, 1).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     done(&v);
 }
 
@@ -416,11 +541,24 @@ fn create_vcpu_in_a_2m_page_is_invalid_parameter() {
 fn delete_vcpu() {
     let mut v = vm();
     assert_eq!(create_ap(&mut v, 1, 0x10000, 0x11000), SUCCESS);
-    assert_eq!(v.call(core(call::DELETE_VCPU), 0x12000, 0, 0).1.rax, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.call(core(call::DELETE_VCPU), 0x12000, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     // A vCPU cannot delete itself.
-    let (_, r) = v.call_from(1, SvsmRegs { rax: core(call::DELETE_VCPU), rcx: 0x10000, ..Default::default() });
+    let (_, r) = v.call_from(
+        1,
+        SvsmRegs {
+            rax: core(call::DELETE_VCPU),
+            rcx: 0x10000,
+            ..Default::default()
+        },
+    );
     assert_eq!(r.rax, ERR_BUSY);
-    assert_eq!(v.call(core(call::DELETE_VCPU), 0x10000, 0, 0).1.rax, SUCCESS);
+    assert_eq!(
+        v.call(core(call::DELETE_VCPU), 0x10000, 0, 0).1.rax,
+        SUCCESS
+    );
     assert!(v.mach().hv.aps.is_empty());
     assert!(!v.mach().rmp.get(0x10).unwrap().vmsa);
     v.guest_write(Gpa(0x10000), &[0]).unwrap();
@@ -436,7 +574,10 @@ fn deposit_and_withdraw() {
     assert_eq!(v.accept(FREE_2M, PageSize::Size4K, 2), SUCCESS);
     v.guest_write(FREE_2M, b"guest data").unwrap();
     let list = [e4k(FREE_2M.0, true), e4k(FREE_2M.0 + 0x1000, true)];
-    assert_eq!(v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &list, 0), (SUCCESS, 2));
+    assert_eq!(
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &list, 0),
+        (SUCCESS, 2)
+    );
     assert!(v.guest_read(FREE_2M, &mut [0]).is_err());
     assert_eq!(v.m.pages().get(FREE_2M), Some(PageState::Deposited));
     let mut flag = [0u8];
@@ -451,18 +592,46 @@ fn deposit_and_withdraw() {
     v.guest_read(Gpa(BOOT_CAA.0 + 1), &mut flag).unwrap();
     assert_eq!(flag[0], 0);
     // Nothing left.
-    assert_eq!(v.list_call(call::WITHDRAW_MEM, LIST_PAGE, &[PvalidateEntry(0); 8], 0), (SUCCESS, 0));
+    assert_eq!(
+        v.list_call(call::WITHDRAW_MEM, LIST_PAGE, &[PvalidateEntry(0); 8], 0),
+        (SUCCESS, 0)
+    );
     done(&v);
 }
 
 #[test]
 fn deposit_refusals() {
     let mut v = vm();
-    assert_eq!(v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(VIGIL.0, true)], 0).0, ERR_INVALID_ADDRESS);
-    assert_eq!(v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(FREE_2M.0, true)], 0).0, ERR_INVALID_ADDRESS);
-    assert_eq!(v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(BOOT_CAA.0, true)], 0).0, ERR_INVALID_PARAMETER);
-    assert_eq!(v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[PvalidateEntry(0x5000 | 3)], 0).0, ERR_INVALID_PARAMETER);
-    assert_eq!(v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(0x5000, true)], 3).0, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(VIGIL.0, true)], 0)
+            .0,
+        ERR_INVALID_ADDRESS
+    );
+    assert_eq!(
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(FREE_2M.0, true)], 0)
+            .0,
+        ERR_INVALID_ADDRESS
+    );
+    assert_eq!(
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(BOOT_CAA.0, true)], 0)
+            .0,
+        ERR_INVALID_PARAMETER
+    );
+    assert_eq!(
+        v.list_call(
+            call::DEPOSIT_MEM,
+            LIST_PAGE,
+            &[PvalidateEntry(0x5000 | 3)],
+            0
+        )
+        .0,
+        ERR_INVALID_PARAMETER
+    );
+    assert_eq!(
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(0x5000, true)], 3)
+            .0,
+        ERR_INVALID_PARAMETER
+    );
     done(&v);
 }
 
@@ -496,7 +665,11 @@ fn verify_report(v: &SimVm, report: &[u8]) {
     r.reverse();
     s.reverse();
     let sig = p384::ecdsa::Signature::from_scalars(r, s).unwrap();
-    v.mach().psp.verifying_key().verify(&report[..0x2a0], &sig).unwrap();
+    v.mach()
+        .psp
+        .verifying_key()
+        .verify(&report[..0x2a0], &sig)
+        .unwrap();
 }
 
 #[test]
@@ -511,9 +684,16 @@ fn attest_services_binds_nonce_manifest_and_log() {
     v.guest_read(Gpa(MANIFEST), &mut manifest).unwrap();
     let mut report = vec![0u8; 0x4a0];
     v.guest_read(Gpa(REPORT), &mut report).unwrap();
-    assert_eq!(u32::from_le_bytes(report[0..4].try_into().unwrap()), 5, "version 5");
+    assert_eq!(
+        u32::from_le_bytes(report[0..4].try_into().unwrap()),
+        5,
+        "version 5"
+    );
     assert_eq!(&report[0x30..0x34], &[0; 4], "VMPL0");
-    assert_eq!(report[0x50..0x90], ap::report_data(b"relying party nonce", &manifest));
+    assert_eq!(
+        report[0x50..0x90],
+        ap::report_data(b"relying party nonce", &manifest)
+    );
     verify_report(&v, &report);
     // The manifest's Vigil entry carries the log as it stood before the ATTEST record.
     let mut data = None;
@@ -545,13 +725,21 @@ fn attest_services_size_negotiation() {
     let mut v = vm();
     attest_request(&mut v, b"n", 16, 0x4a0);
     let (_, r) = v.call(SvsmRegs::rax_for(1, ap::ATTEST_SERVICES), REQ, 0, 0);
-    assert_eq!((r.rax, r.rcx, r.rdx, r.r8), (ERR_INVALID_PARAMETER, 112, 0, 0x4a0));
+    assert_eq!(
+        (r.rax, r.rcx, r.rdx, r.r8),
+        (ERR_INVALID_PARAMETER, 112, 0, 0x4a0)
+    );
     attest_request(&mut v, b"n", 112, 0x49f);
     let (_, r) = v.call(SvsmRegs::rax_for(1, ap::ATTEST_SERVICES), REQ, 0, 0);
     assert_eq!((r.rax, r.r8), (ERR_INVALID_PARAMETER, 0x4a0));
     assert_eq!(v.mach().psp.reports_signed, 0);
     attest_request(&mut v, b"n", 112, 0x4a0);
-    assert_eq!(v.call(SvsmRegs::rax_for(1, ap::ATTEST_SERVICES), REQ, 0, 0).1.rax, SUCCESS);
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, ap::ATTEST_SERVICES), REQ, 0, 0)
+            .1
+            .rax,
+        SUCCESS
+    );
     done(&v);
 }
 
@@ -560,16 +748,26 @@ fn attest_services_refusals() {
     let mut v = vm();
     // Request in Vigil's memory, misaligned, in unvalidated memory.
     for gpa in [VIGIL.0, REQ + 4, FREE_2M.0] {
-        assert_eq!(v.call(SvsmRegs::rax_for(1, 0), gpa, 0, 0).1.rax, ERR_INVALID_ADDRESS);
+        assert_eq!(
+            v.call(SvsmRegs::rax_for(1, 0), gpa, 0, 0).1.rax,
+            ERR_INVALID_ADDRESS
+        );
     }
     // Nonce too large for the policy.
     attest_request(&mut v, &[1; 64], 4096, 4096);
-    v.guest_write(Gpa(REQ + 0x18), &5000u16.to_le_bytes()).unwrap();
-    assert_eq!(v.call(SvsmRegs::rax_for(1, 0), REQ, 0, 0).1.rax, ERR_INVALID_PARAMETER);
+    v.guest_write(Gpa(REQ + 0x18), &5000u16.to_le_bytes())
+        .unwrap();
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, 0), REQ, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     // Report buffer in Vigil's memory.
     attest_request(&mut v, &[1; 64], 4096, 4096);
     v.guest_write(Gpa(REQ), &VIGIL.0.to_le_bytes()).unwrap();
-    assert_eq!(v.call(SvsmRegs::rax_for(1, 0), REQ, 0, 0).1.rax, ERR_INVALID_ADDRESS);
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, 0), REQ, 0, 0).1.rax,
+        ERR_INVALID_ADDRESS
+    );
     assert_eq!(v.mach().psp.reports_signed, 0);
     done(&v);
 }
@@ -591,10 +789,16 @@ fn attest_single_service() {
     // Unknown service, unknown manifest version.
     tail[0] ^= 1;
     v.guest_write(Gpa(REQ + 0x40), &tail).unwrap();
-    assert_eq!(v.call(SvsmRegs::rax_for(1, 1), REQ, 0, 0).1.rax, ERR_UNSUPPORTED_PROTOCOL);
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, 1), REQ, 0, 0).1.rax,
+        ERR_UNSUPPORTED_PROTOCOL
+    );
     tail[0] ^= 1;
     tail[16] = 7;
     v.guest_write(Gpa(REQ + 0x40), &tail).unwrap();
-    assert_eq!(v.call(SvsmRegs::rax_for(1, 1), REQ, 0, 0).1.rax, ERR_INVALID_PARAMETER);
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, 1), REQ, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     done(&v);
 }

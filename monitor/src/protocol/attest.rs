@@ -87,7 +87,7 @@ fn attest_inner<P: Platform>(
     } else {
         core::mem::size_of::<AttestServicesRequest>()
     };
-    if regs.rcx % 8 != 0 {
+    if !regs.rcx.is_multiple_of(8) {
         return Ret::Code(result::ERR_INVALID_ADDRESS);
     }
     let raw = match copy_in(m, regs.rcx, req_len) {

@@ -79,7 +79,7 @@ impl List {
 }
 
 fn read_list<P: Platform>(m: &mut Monitor<P>, gpa: Gpa) -> Result<List, u64> {
-    if gpa.0 % 8 != 0 {
+    if !gpa.0.is_multiple_of(8) {
         return Err(result::ERR_INVALID_ADDRESS);
     }
     let avail = PAGE_SIZE_4K - gpa.page_offset();
@@ -567,15 +567,14 @@ fn withdraw_mem<P: Platform>(m: &mut Monitor<P>, caller: Caller, regs: &mut Svsm
             let mut hdr = [0u8; 8];
             hdr[0..2].copy_from_slice(&n.to_le_bytes());
             hdr[2..4].copy_from_slice(&n.to_le_bytes());
-            if m.p.write(list.gpa, &hdr).is_err()
+            if (m.p.write(list.gpa, &hdr).is_err()
                 || list
                     .gpa
                     .checked_add(HEADER_SIZE as u64)
-                    .is_none_or(|at| m.p.write(at, &out).is_err())
+                    .is_none_or(|at| m.p.write(at, &out).is_err()))
+                && ret == Ret::Code(result::SUCCESS)
             {
-                if ret == Ret::Code(result::SUCCESS) {
-                    ret = Ret::Code(result::ERR_INVALID_ADDRESS);
-                }
+                ret = Ret::Code(result::ERR_INVALID_ADDRESS);
             }
             ret
         }
@@ -614,7 +613,7 @@ fn configure_vtom<P: Platform>(m: &mut Monitor<P>, caller: Caller, regs: &mut Sv
         Ret::Code(result::ERR_INVALID_REQUEST)
     } else {
         let v = rcx_in & !CONFIGURE_VTOM_SET;
-        if v % crate::addr::PAGE_SIZE_2M != 0 || v == 0 || v > m.pages.ram_size() {
+        if !v.is_multiple_of(crate::addr::PAGE_SIZE_2M) || v == 0 || v > m.pages.ram_size() {
             Ret::Code(result::ERR_INVALID_PARAMETER)
         } else {
             m.vtom = v;

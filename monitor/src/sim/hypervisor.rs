@@ -113,9 +113,11 @@ impl Hypervisor {
         };
         let end = d.header.end_entry as usize;
         let mut cur = d.header.cur_entry as usize;
+        let start = cur;
         let limit = match self.mode {
             HostMode::PscPartial(n) => cur + n.max(1) as usize,
             HostMode::PscStall => cur,
+            HostMode::PscBackwards => cur + 1,
             _ => usize::MAX,
         };
         while cur <= end && cur < limit && cur < d.entries.len() {
@@ -141,7 +143,8 @@ impl Hypervisor {
         }
         d.header.cur_entry = cur as u16;
         match self.mode {
-            HostMode::PscBackwards => d.header.cur_entry = 0,
+            // First answer: one entry done; on the re-issue: back before the start.
+            HostMode::PscBackwards if start > 0 => d.header.cur_entry = start as u16 - 1,
             HostMode::PscAlterEntry => d.entries[0] ^= 1 << 12,
             _ => {}
         }

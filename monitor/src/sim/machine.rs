@@ -238,7 +238,7 @@ impl GuestMemory for SimMachine {
 
     fn zero(&mut self, gpa: Gpa, len: u64) -> Result<(), MemError> {
         self.check(0, gpa, len as usize, true)?;
-        if gpa.0 % PAGE_SIZE_4K == 0 && len % PAGE_SIZE_4K == 0 {
+        if gpa.0.is_multiple_of(PAGE_SIZE_4K) && len.is_multiple_of(PAGE_SIZE_4K) {
             for gfn in gpa.gfn()..gpa.gfn() + len / PAGE_SIZE_4K {
                 self.mem.remove(&gfn);
                 self.rmp.mark_zeroed(gfn);

@@ -9,6 +9,7 @@ pub mod hypervisor;
 pub mod invariants;
 pub mod machine;
 pub mod psp;
+pub mod random;
 pub mod rmp;
 pub mod vm;
 

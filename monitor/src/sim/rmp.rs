@@ -23,7 +23,9 @@ pub struct RmpEntry {
     pub perms: [u8; 4],
     /// Model bookkeeping: validated but not yet zeroed by VMPL0 (invariant 3).
     pub needs_zero: bool,
-    /// Model bookkeeping: PVALIDATE(validate) calls since the host last assigned it.
+    /// Model bookkeeping: PVALIDATE(validate) calls since VMPL0 last rescinded the
+    /// page. Host page-state changes do not reset it: validating again after the host
+    /// remapped a page is exactly the double validation invariant 2 forbids.
     pub validations: u8,
 }
 
@@ -117,6 +119,11 @@ impl Rmp {
         }
         let r = self.range(gpa, size).ok_or(RmpError::FailInput)?;
         self.check_size(&r, size)?;
+        if !validate {
+            for x in &mut self.e[r.clone()] {
+                x.validations = 0;
+            }
+        }
         if self.e[r.start].validated == validate {
             return Ok(PvalidateOutcome::Unchanged);
         }

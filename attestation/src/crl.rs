@@ -4,8 +4,6 @@
 //! listed.
 
 use der::Decode;
-use rsa::pkcs8::DecodePublicKey;
-use sha2::{Digest, Sha384};
 use x509_cert::crl::CertificateList;
 
 use crate::certs::{check_pss_params, Cert};
@@ -47,17 +45,13 @@ pub fn check(
     }
     check_pss_params(&crl.signature_algorithm)
         .map_err(|_| "CRL signature algorithm is not RSA-PSS SHA-384".to_string())?;
-    let spki = der::Encode::to_der(&root.parsed.tbs_certificate.subject_public_key_info)
-        .map_err(|e| e.to_string())?;
-    let key = rsa::RsaPublicKey::from_public_key_der(&spki)
-        .map_err(|_| "ARK key is not RSA".to_string())?;
     let sig = crl
         .signature
         .as_bytes()
         .ok_or("CRL signature is not whole bytes")?;
-    key.verify(
-        rsa::Pss::new_with_salt::<Sha384>(48),
-        &Sha384::digest(raw_tbs(&der_bytes)?),
+    crate::certs::verify_pss_sha384(
+        &root.parsed.tbs_certificate.subject_public_key_info,
+        raw_tbs(&der_bytes)?,
         sig,
     )
     .map_err(|_| "CRL signature does not verify with the ARK".to_string())?;

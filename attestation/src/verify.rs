@@ -590,8 +590,14 @@ impl Verifier {
             p384::ecdsa::VerifyingKey::from_sec1_bytes(spki.subject_public_key.raw_bytes()).ok()
         });
         match (&leaf_key, leaf) {
-            (Some(k), _) => {
-                match rep.verify_signature(k) {
+            (Some(_), Some(l)) => {
+                let point = l
+                    .parsed
+                    .tbs_certificate
+                    .subject_public_key_info
+                    .subject_public_key
+                    .raw_bytes();
+                match rep.verify_signature_ring(point) {
                     Ok(()) => cx.pass(
                         "report.signature",
                         "ECDSA P-384/SHA-384 over bytes 0x000-0x29F as received",
@@ -605,7 +611,7 @@ impl Verifier {
                     "leaf public key is not a valid P-384 point",
                 );
             }
-            (None, None) => {
+            (_, None) => {
                 cx.skip("report.signature", "no leaf certificate");
             }
         }

@@ -249,7 +249,7 @@ fn self_made_root_with_amd_names_is_refused() {
         &mut rng,
     )
     .unwrap();
-    let vk = p384::SecretKey::from(vcek_key().as_nonzero_scalar().clone());
+    let vk = p384::SecretKey::from(*vcek_key().as_nonzero_scalar());
     let chip = test_chip_id();
     let vcek = build_cert(
         Kind::Vcek {

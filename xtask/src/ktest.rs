@@ -124,6 +124,14 @@ pub struct SoloExpectation {
 /// The solo tests xtask runs, one boot each.
 pub const SOLO: &[SoloExpectation] = &[
     SoloExpectation {
+        name: "software_interrupt_caught",
+        status: STATUS_SUCCESS,
+        must_show: &[
+            "ktest: software_interrupt_caught ... ok",
+            "ktest: 1 passed, 0 failed",
+        ],
+    },
+    SoloExpectation {
         name: "stack_overflow",
         status: STATUS_SUCCESS,
         must_show: &[
@@ -307,7 +315,7 @@ mod tests {
 
     #[test]
     fn solo_judgement_checks_status_and_text() {
-        let e = &SOLO[0];
+        let e = SOLO.iter().find(|e| e.name == "stack_overflow").unwrap();
         let good = "EXCEPTION: vector 8 (#DF double fault)\nCR2 is in the guard page of the main kernel stack: stack overflow\nktest: stack_overflow ... ok\n";
         assert!(judge_solo(e, &outcome(Some(33), good)).is_ok());
         assert!(judge_solo(e, &outcome(Some(37), good)).is_err());

@@ -178,9 +178,16 @@ pub struct BootOutcome {
 }
 
 impl BootOutcome {
-    /// The last `n` serial lines, for reports.
+    /// The last `n` serial lines, for reports, followed by QEMU's stderr (its own
+    /// errors, e.g. a KVM internal error, appear only there).
     pub fn last_lines(&self, n: usize) -> String {
-        self.lines[self.lines.len().saturating_sub(n)..].join("\n")
+        let mut s = self.lines[self.lines.len().saturating_sub(n)..].join("\n");
+        let err: Vec<&str> = self.stderr.lines().take(6).collect();
+        if !err.is_empty() {
+            s.push_str("\nQEMU stderr:\n");
+            s.push_str(&err.join("\n"));
+        }
+        s
     }
 
     /// True when some line contains `needle`.

@@ -87,7 +87,8 @@ pub fn note_panic(w: &mut impl Write) {
     }
 }
 
-fn run_one(t: &KTest, ctx: &Ctx<'_>) -> bool {
+/// Runs one test and prints its result line; true if it passed.
+pub(crate) fn run_one(t: &KTest, ctx: &Ctx<'_>) -> bool {
     *CURRENT.lock() = Some(t.name);
     let r = (t.run)(ctx);
     *CURRENT.lock() = None;
@@ -110,7 +111,8 @@ fn run_one(t: &KTest, ctx: &Ctx<'_>) -> bool {
     }
 }
 
-fn finish(passed: usize, failed: usize) -> ! {
+/// Prints the summary line and exits with the matching status.
+pub(crate) fn finish(passed: usize, failed: usize) -> ! {
     kprintln!("ktest: {} passed, {} failed", passed, failed);
     exit(if failed == 0 {
         ExitCode::Success

@@ -67,6 +67,20 @@ impl EventLog {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// The first `n` records (what a manifest with `record_count = n` binds).
+    pub fn prefix(&self, n: u64) -> &[u8] {
+        let mut off = 0usize;
+        for _ in 0..n {
+            let Some(len) = self.bytes.get(off + 16..off + 20) else {
+                break;
+            };
+            let mut b = [0u8; 4];
+            b.copy_from_slice(len);
+            off += svsm_abi::event_log::RECORD_HEADER_SIZE + u32::from_le_bytes(b) as usize;
+        }
+        &self.bytes[..off.min(self.bytes.len())]
+    }
+
     /// The chain head.
     pub fn head(&self) -> [u8; HEAD_SIZE] {
         self.head

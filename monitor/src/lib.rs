@@ -62,6 +62,17 @@ pub struct MonitorConfig {
     pub policy: Policy,
 }
 
+/// A launch configuration the monitor refuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The guest VMPL is not 1, 2 or 3.
+    GuestVmpl(u8),
+    /// Vigil's memory is not page aligned or not inside RAM.
+    VigilRange,
+    /// The boot calling area is not a prevalidated guest page outside Vigil's memory.
+    BootCallingArea,
+}
+
 /// What became of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallOutcome {
@@ -93,8 +104,23 @@ impl<P: Platform> Monitor<P> {
     /// Starts the monitor on a launched machine and logs the LAUNCH record. The
     /// platform must already hold the launch state (Vigil's memory validated at VMPL0
     /// only, the pages in `cfg.prevalidated` validated with full guest rights).
-    pub fn new(platform: P, cfg: MonitorConfig) -> Self {
-        let guest_vmpl = Vmpl::new(cfg.policy.guest_vmpl.clamp(1, 3)).unwrap_or(Vmpl::VMPL0);
+    pub fn new(platform: P, cfg: MonitorConfig) -> Result<Self, ConfigError> {
+        let guest_vmpl = match Vmpl::new(cfg.policy.guest_vmpl) {
+            Some(v) if v.get() >= 1 => v,
+            _ => return Err(ConfigError::GuestVmpl(cfg.policy.guest_vmpl)),
+        };
+        let vigil_end = cfg
+            .vigil_base
+            .0
+            .checked_add(cfg.vigil_size)
+            .ok_or(ConfigError::VigilRange)?;
+        if !cfg.vigil_base.is_aligned(PageSize::Size4K)
+            || !cfg.vigil_size.is_multiple_of(addr::PAGE_SIZE_4K)
+            || cfg.vigil_size == 0
+            || vigil_end > cfg.ram_size
+        {
+            return Err(ConfigError::VigilRange);
+        }
         let mut pages = PageTable::new(cfg.ram_size, cfg.vigil_base, cfg.vigil_size);
         for (gpa, size) in &cfg.prevalidated {
             if pages
@@ -103,6 +129,13 @@ impl<P: Platform> Monitor<P> {
             {
                 pages.set(*gpa, *size, pages::PageState::Validated);
             }
+        }
+        if !cfg.boot_caa.is_aligned(PageSize::Size4K)
+            || pages
+                .check_page(cfg.boot_caa, PageSize::Size4K, pages::PageState::Validated)
+                .is_err()
+        {
+            return Err(ConfigError::BootCallingArea);
         }
         let mut vcpus = Vcpus::default();
         vcpus.add(Vcpu {
@@ -140,7 +173,7 @@ impl<P: Platform> Monitor<P> {
             0,
             &launch,
         );
-        m
+        Ok(m)
     }
 
     /// The platform.

@@ -33,8 +33,22 @@ pub struct SoftPsp {
     pub measurement: [u8; 48],
     /// Guest policy reported.
     pub policy: u64,
+    /// TCB_VERSION put into every TCB field.
+    pub tcb: u64,
+    /// CHIP_ID.
+    pub chip_id: [u8; 64],
     /// Reports signed so far.
     pub reports_signed: u64,
+}
+
+/// The TCB the test VCEK certifies (attestation/testdata/test-root/README.md):
+/// BL 4, TEE 1, SNP 22, microcode 0xD1.
+pub const TEST_TCB: u64 = 0xD116_0000_0000_0104;
+
+/// The CHIP_ID the test VCEK certifies: SHA-512("vigil-test-chip-id").
+pub fn test_chip_id() -> [u8; 64] {
+    use sha2::Digest;
+    sha2::Sha512::digest(b"vigil-test-chip-id").into()
 }
 
 impl SoftPsp {
@@ -46,6 +60,8 @@ impl SoftPsp {
             key,
             measurement: [0; 48],
             policy: 0x3_0000,
+            tcb: TEST_TCB,
+            chip_id: test_chip_id(),
             reports_signed: 0,
         }
     }
@@ -84,8 +100,8 @@ impl SoftPsp {
                 measurement: self.measurement,
                 host_data: [0; 32],
                 report_id: [0x11; 32],
-                chip_id: [0x5a; 64],
-                tcb: 0x1b00_0000_0000_0004,
+                chip_id: self.chip_id,
+                tcb: self.tcb,
             };
             rsp.report = sign_report(&self.key, &f);
             self.reports_signed += 1;

@@ -695,6 +695,12 @@ fn attest_services_binds_nonce_manifest_and_log() {
         ap::report_data(b"relying party nonce", &manifest)
     );
     verify_report(&v, &report);
+    // The values the TEST VCEK certifies (attestation/testdata/test-root/README.md).
+    assert_eq!(
+        report[0x180..0x188],
+        monitor::soft_psp::TEST_TCB.to_le_bytes()
+    );
+    assert_eq!(report[0x1a0..0x1e0], monitor::soft_psp::test_chip_id());
     // The manifest's Vigil entry carries the log as it stood before the ATTEST record.
     let mut data = None;
     ap::parse_manifest(&manifest, |g, d| {
@@ -704,17 +710,7 @@ fn attest_services_binds_nonce_manifest_and_log() {
     .unwrap();
     let data = data.unwrap();
     assert_eq!(data.record_count, 2); // LAUNCH, QUERY_PROTOCOL
-    let log = v.m.event_log().bytes();
-    let mut off = 0;
-    let mut n = 0;
-    svsm_abi::event_log::replay(log, |h, _| {
-        if n < 2 {
-            off += 24 + h.payload_len as usize;
-        }
-        n += 1;
-    })
-    .unwrap();
-    let (cnt, head) = svsm_abi::event_log::replay(&log[..off], |_, _| {}).unwrap();
+    let (cnt, head) = svsm_abi::event_log::replay(v.m.event_log().prefix(2), |_, _| {}).unwrap();
     assert_eq!((cnt, head), (2, data.log_head));
     assert_eq!(last_record(&v).kind, kind::ATTEST);
     done(&v);
@@ -801,4 +797,36 @@ fn attest_single_service() {
         ERR_INVALID_PARAMETER
     );
     done(&v);
+}
+
+#[test]
+fn launch_configuration_is_checked() {
+    use monitor::sim::SimMachine;
+    use monitor::{ConfigError, Monitor, MonitorConfig};
+    let cfg = |vmpl: u8, base: u64, caa: u64| MonitorConfig {
+        ram_size: 8 << 20,
+        vigil_base: Gpa(base),
+        vigil_size: 2 << 20,
+        boot_apic_id: 0,
+        boot_caa: Gpa(caa),
+        prevalidated: vec![(Gpa(0x1000), PageSize::Size4K)],
+        vmpck0: [1; 32],
+        policy: monitor::policy::Policy {
+            guest_vmpl: vmpl,
+            ..Default::default()
+        },
+    };
+    let m = |c| Monitor::new(SimMachine::new(8 << 20, 0), c).err();
+    assert_eq!(m(cfg(0, 4 << 20, 0x1000)), Some(ConfigError::GuestVmpl(0)));
+    assert_eq!(m(cfg(4, 4 << 20, 0x1000)), Some(ConfigError::GuestVmpl(4)));
+    assert_eq!(m(cfg(2, 7 << 20, 0x1000)), Some(ConfigError::VigilRange));
+    assert_eq!(
+        m(cfg(2, (4 << 20) + 1, 0x1000)),
+        Some(ConfigError::VigilRange)
+    );
+    assert_eq!(
+        m(cfg(2, 4 << 20, 0x2000)),
+        Some(ConfigError::BootCallingArea)
+    );
+    assert_eq!(m(cfg(2, 4 << 20, 0x1000)), None);
 }

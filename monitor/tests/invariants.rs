@@ -22,7 +22,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_sequences_keep_every_invariant(seed in any::<u64>(), steps in prop::collection::vec(step(), 1..40)) {
+    fn random_sequences_keep_every_invariant(seed in any::<u64>(), steps in prop::collection::vec(step(), 1..32)) {
         let mut vm = SimVm::new(SimConfig::small(seed));
         check(&vm).map_err(TestCaseError::fail)?;
         for (i, s) in steps.iter().enumerate() {

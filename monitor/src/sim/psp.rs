@@ -11,12 +11,16 @@ pub fn test_vmpcks() -> [[u8; 32]; 4] {
     [[0xa0; 32], [0xa1; 32], [0xa2; 32], [0xa3; 32]]
 }
 
-/// The test signing key (a P-384 scalar derived from a fixed seed; not AMD's).
+/// The test VCEK's private key (PKCS#8 DER, P-384), from the repository's committed
+/// TEST chain (product "Vigil-Test"; see attestation/testdata/test-root/README.md).
+const TEST_VCEK_KEY: &[u8] =
+    include_bytes!("../../../attestation/testdata/test-root/vcek-key.pk8.der");
+
+/// The test VCEK signing key.
 pub fn test_signing_key() -> SigningKey {
-    let mut seed = [0x5au8; 48];
-    seed[0] = 0x01;
-    // A constant, not input: a failure here is a bug in this file.
-    SigningKey::from_slice(&seed).expect("the fixed test scalar is a valid P-384 key")
+    use p384::pkcs8::DecodePrivateKey;
+    // A file committed next to the code, not input: a failure here is a bug.
+    SigningKey::from_pkcs8_der(TEST_VCEK_KEY).expect("the committed test VCEK key is PKCS#8 P-384")
 }
 
 /// A PSP with the test VMPCKs and key.

@@ -100,8 +100,10 @@ impl SimVm {
             vmpck0: super::psp::test_vmpcks()[0],
             policy: cfg.policy,
         };
+        // The sim's own layouts are valid; a failure here is a bug in the config.
+        let m = Monitor::new(mach, mc).expect("the simulated VM's layout is a valid configuration");
         Self {
-            m: Monitor::new(mach, mc),
+            m,
             dispatched: 0,
             cfg,
         }

@@ -26,6 +26,7 @@ extern crate alloc;
 pub mod boot;
 pub mod console;
 pub mod cpu;
+pub mod emulated;
 pub mod exit;
 #[cfg(all(target_os = "none", feature = "ktest"))]
 pub mod ktest;
@@ -107,6 +108,19 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
 
     #[cfg(feature = "ktest")]
     ktest::run(&boot, &mem);
+
+    // The emulated platform (issue 5): run the guest module below Vigil.
+    #[cfg(not(feature = "ktest"))]
+    if matches!(
+        platform.kind,
+        platform::PlatformKind::EmulatedCapable {
+            nested_paging: true,
+            ..
+        }
+    ) && emulated::boot_module_present(&boot)
+    {
+        emulated::run(&boot, &mem);
+    }
 
     #[cfg(not(feature = "ktest"))]
     {

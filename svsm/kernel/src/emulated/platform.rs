@@ -1,0 +1,397 @@
+//! `monitor::Platform` for the emulated machine: RMP operations become nested-page-table
+//! changes, the host's services become Vigil's own.
+//!
+//! | Platform call       | on `emulated`                                              |
+//! |---------------------|------------------------------------------------------------|
+//! | `pvalidate`         | flips Vigil's per-page validated state (4 KiB or 2 MiB); a |
+//! |                     | rescinded page is unmapped from the nested tables          |
+//! | `rmpadjust`         | maps the page into the nested tables with the rights asked |
+//! |                     | (no READ = unmapped), or unmaps it                         |
+//! | `page_state_change` | nothing to ask: there is no host; accepted                 |
+//! | `ap_create`         | queues the vCPU for the run loop (VMSA -> VMCB)            |
+//! | `guest_request`     | the emulated PSP ([`super::psp`])                          |
+//! | `terminate`         | recorded; the run loop ends the VM                         |
+//!
+//! The RMP's answers are mirrored: PVALIDATE of a page already in the state asked for
+//! is `Unchanged`, a 4 KiB operation inside a 2 MiB validation (or the reverse) is
+//! `FailSizeMismatch`, anything outside guest RAM or in Vigil's memory is `FailInput`.
+
+use alloc::vec::Vec;
+
+use monitor::addr::{Gpa, PageSize, Vmpl};
+use monitor::memory::{GuestMemory, MemError};
+use monitor::platform::{
+    ApOp, HostError, Perms, Platform, PscRequest, PvalidateOutcome, RmpError, TermReason,
+};
+
+use super::npt::{Npt, NptPerm};
+use super::psp::EmuPsp;
+
+/// Byte access to the guest's RAM (in the kernel: identity-mapped pointers).
+pub trait RawMem {
+    /// Copies from host-physical `pa` (inside guest RAM, checked by the caller).
+    fn read(&mut self, pa: u64, buf: &mut [u8]);
+    /// Copies to host-physical `pa` (inside guest RAM, checked by the caller).
+    fn write(&mut self, pa: u64, buf: &[u8]);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum V {
+    No,
+    Small,
+    Large,
+}
+
+/// A vCPU the monitor asked the "host" to start or stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApRequest {
+    /// Create or destroy.
+    pub op: ApOp,
+    /// APIC ID.
+    pub apic_id: u32,
+    /// VMSA page.
+    pub vmsa: Gpa,
+}
+
+/// The emulated platform.
+pub struct EmuPlatform<M: RawMem> {
+    mem: M,
+    /// The nested page tables.
+    pub npt: Npt,
+    valid: Vec<V>,
+    base: u64,
+    end: u64,
+    guest_vmpl: u8,
+    /// Set when the nested tables changed (the next VMRUN flushes the TLB).
+    pub npt_dirty: bool,
+    /// vCPU requests for the run loop.
+    pub ap_requests: Vec<ApRequest>,
+    /// The PSP.
+    pub psp: EmuPsp,
+    /// Set by `terminate`.
+    pub terminated: Option<TermReason>,
+}
+
+impl<M: RawMem> EmuPlatform<M> {
+    /// Guest RAM is `[base, end)`; every page starts not validated and unmapped.
+    pub fn new(
+        mem: M,
+        base: u64,
+        end: u64,
+        vigil: (u64, u64),
+        guest_vmpl: u8,
+        psp: EmuPsp,
+    ) -> Self {
+        Self {
+            mem,
+            npt: Npt::new((base, end), vigil),
+            valid: alloc::vec![V::No; ((end - base) / 4096) as usize],
+            base,
+            end,
+            guest_vmpl,
+            npt_dirty: true,
+            ap_requests: Vec::new(),
+            psp,
+            terminated: None,
+        }
+    }
+
+    fn frames(&self, gpa: Gpa, size: PageSize) -> Option<core::ops::Range<usize>> {
+        if !gpa.is_aligned(size) || gpa.0 < self.base {
+            return None;
+        }
+        let end = gpa.0.checked_add(size.bytes())?;
+        if end > self.end {
+            return None;
+        }
+        let first = ((gpa.0 - self.base) / 4096) as usize;
+        Some(first..first + size.frames() as usize)
+    }
+
+    /// Launch: validates and maps `[start, end)` in 4 KiB pages for the guest, with
+    /// full rights (the launch region, as the loader's SNP_LAUNCH_UPDATE would).
+    pub fn launch_validate(&mut self, start: u64, end: u64) -> Result<(), RmpError> {
+        let mut a = start;
+        while a < end {
+            let r = self
+                .frames(Gpa(a), PageSize::Size4K)
+                .ok_or(RmpError::FailInput)?;
+            self.valid[r.start] = V::Small;
+            self.npt
+                .map(
+                    a,
+                    NptPerm {
+                        write: true,
+                        exec: true,
+                    },
+                )
+                .map_err(|_| RmpError::FailInput)?;
+            a += 4096;
+        }
+        self.npt_dirty = true;
+        Ok(())
+    }
+
+    /// Whether the page holding `gpa` is validated (4 KiB or as part of 2 MiB).
+    pub fn is_validated(&self, gpa: u64) -> bool {
+        gpa >= self.base
+            && gpa < self.end
+            && self.valid[((gpa - self.base) / 4096) as usize] != V::No
+    }
+
+    fn in_ram(&self, gpa: Gpa, len: usize) -> bool {
+        gpa.0 >= self.base && gpa.0.checked_add(len as u64).is_some_and(|e| e <= self.end)
+    }
+}
+
+impl<M: RawMem> GuestMemory for EmuPlatform<M> {
+    fn read(&mut self, gpa: Gpa, buf: &mut [u8]) -> Result<(), MemError> {
+        if !self.in_ram(gpa, buf.len()) {
+            return Err(MemError::OutOfRange(gpa));
+        }
+        self.mem.read(gpa.0, buf);
+        Ok(())
+    }
+    fn write(&mut self, gpa: Gpa, buf: &[u8]) -> Result<(), MemError> {
+        if !self.in_ram(gpa, buf.len()) {
+            return Err(MemError::OutOfRange(gpa));
+        }
+        self.mem.write(gpa.0, buf);
+        Ok(())
+    }
+}
+
+impl<M: RawMem> Platform for EmuPlatform<M> {
+    fn pvalidate(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        validate: bool,
+    ) -> Result<PvalidateOutcome, RmpError> {
+        let r = self.frames(gpa, size).ok_or(RmpError::FailInput)?;
+        let want = match size {
+            PageSize::Size4K => V::Small,
+            PageSize::Size2M => V::Large,
+        };
+        let states = &self.valid[r.clone()];
+        let all_no = states.iter().all(|s| *s == V::No);
+        let all_want = states.iter().all(|s| *s == want);
+        if validate {
+            if all_want {
+                return Ok(PvalidateOutcome::Unchanged);
+            }
+            if !all_no {
+                return Err(RmpError::FailSizeMismatch);
+            }
+            self.valid[r].fill(want);
+        } else {
+            if all_no {
+                return Ok(PvalidateOutcome::Unchanged);
+            }
+            if !all_want {
+                return Err(RmpError::FailSizeMismatch);
+            }
+            self.valid[r.clone()].fill(V::No);
+            for f in r {
+                self.npt.unmap(self.base + f as u64 * 4096);
+            }
+            self.npt_dirty = true;
+        }
+        Ok(PvalidateOutcome::Changed)
+    }
+
+    fn rmpadjust(
+        &mut self,
+        gpa: Gpa,
+        size: PageSize,
+        target: Vmpl,
+        perms: Perms,
+        _vmsa: bool,
+    ) -> Result<(), RmpError> {
+        // Only the guest's VMPL has a mapping here; VMPL1 and VMPL3 do not run.
+        if target.get() != self.guest_vmpl {
+            return Err(RmpError::FailPermission);
+        }
+        let r = self.frames(gpa, size).ok_or(RmpError::FailInput)?;
+        let want = match size {
+            PageSize::Size4K => V::Small,
+            PageSize::Size2M => V::Large,
+        };
+        if self.valid[r.clone()].contains(&V::No) {
+            return Err(RmpError::FailInput);
+        }
+        if self.valid[r.clone()].iter().any(|s| *s != want) {
+            return Err(RmpError::FailSizeMismatch);
+        }
+        for f in r {
+            let a = self.base + f as u64 * 4096;
+            if perms.contains(Perms::READ) {
+                let p = NptPerm {
+                    write: perms.contains(Perms::WRITE),
+                    exec: perms.intersects(Perms::EXEC_USER | Perms::EXEC_SUPERVISOR),
+                };
+                self.npt.map(a, p).map_err(|_| RmpError::FailInput)?;
+            } else {
+                self.npt.unmap(a);
+            }
+        }
+        self.npt_dirty = true;
+        Ok(())
+    }
+
+    fn page_state_change(&mut self, _req: &[PscRequest]) -> Result<(), HostError> {
+        Ok(())
+    }
+
+    fn ap_create(
+        &mut self,
+        op: ApOp,
+        apic_id: u32,
+        vmsa: Gpa,
+        _sev_features: u64,
+    ) -> Result<(), HostError> {
+        self.ap_requests.push(ApRequest { op, apic_id, vmsa });
+        Ok(())
+    }
+
+    fn guest_request(&mut self, request: &[u8; 4096]) -> Result<[u8; 4096], HostError> {
+        self.psp.handle(request).map_err(|_| HostError::Refused(0))
+    }
+
+    fn terminate(&mut self, reason: TermReason) {
+        self.terminated = Some(reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    const MIB: u64 = 1 << 20;
+
+    struct Ram(Vec<u8>);
+    impl RawMem for Ram {
+        fn read(&mut self, pa: u64, buf: &mut [u8]) {
+            let o = (pa - 16 * MIB) as usize;
+            buf.copy_from_slice(&self.0[o..o + buf.len()]);
+        }
+        fn write(&mut self, pa: u64, buf: &[u8]) {
+            let o = (pa - 16 * MIB) as usize;
+            self.0[o..o + buf.len()].copy_from_slice(buf);
+        }
+    }
+
+    fn plat() -> EmuPlatform<Ram> {
+        let psp = EmuPsp::new([[1; 32]; 4], [0; 48]).unwrap();
+        EmuPlatform::new(
+            Ram(vec![0; 32 << 20]),
+            16 * MIB,
+            48 * MIB,
+            (0, 16 * MIB),
+            2,
+            psp,
+        )
+    }
+
+    const VMPL2: Vmpl = match Vmpl::new(2) {
+        Some(v) => v,
+        None => Vmpl::VMPL0,
+    };
+
+    #[test]
+    fn validate_then_adjust_maps_and_rescind_unmaps() {
+        let mut p = plat();
+        let g = Gpa(20 * MIB);
+        assert_eq!(
+            p.pvalidate(g, PageSize::Size4K, true),
+            Ok(PvalidateOutcome::Changed)
+        );
+        // Validated, but no rights yet: not mapped.
+        assert_eq!(p.npt.lookup(g.0), None);
+        assert_eq!(
+            p.pvalidate(g, PageSize::Size4K, true),
+            Ok(PvalidateOutcome::Unchanged)
+        );
+        p.rmpadjust(g, PageSize::Size4K, VMPL2, Perms::all(), false)
+            .unwrap();
+        assert_eq!(
+            p.npt.lookup(g.0),
+            Some(NptPerm {
+                write: true,
+                exec: true
+            })
+        );
+        p.rmpadjust(g, PageSize::Size4K, VMPL2, Perms::READ, false)
+            .unwrap();
+        assert_eq!(
+            p.npt.lookup(g.0),
+            Some(NptPerm {
+                write: false,
+                exec: false
+            })
+        );
+        p.rmpadjust(g, PageSize::Size4K, VMPL2, Perms::empty(), false)
+            .unwrap();
+        assert_eq!(p.npt.lookup(g.0), None);
+        p.rmpadjust(g, PageSize::Size4K, VMPL2, Perms::all(), false)
+            .unwrap();
+        assert_eq!(
+            p.pvalidate(g, PageSize::Size4K, false),
+            Ok(PvalidateOutcome::Changed)
+        );
+        assert_eq!(p.npt.lookup(g.0), None);
+    }
+
+    #[test]
+    fn mirrors_rmp_errors() {
+        let mut p = plat();
+        // Vigil's memory and beyond RAM: FAIL_INPUT.
+        assert_eq!(
+            p.pvalidate(Gpa(MIB), PageSize::Size4K, true),
+            Err(RmpError::FailInput)
+        );
+        assert_eq!(
+            p.pvalidate(Gpa(48 * MIB), PageSize::Size4K, true),
+            Err(RmpError::FailInput)
+        );
+        // 2 MiB validation, then a 4 KiB operation inside it: size mismatch.
+        assert_eq!(
+            p.pvalidate(Gpa(20 * MIB), PageSize::Size2M, true),
+            Ok(PvalidateOutcome::Changed)
+        );
+        assert_eq!(
+            p.rmpadjust(
+                Gpa(20 * MIB + 0x1000),
+                PageSize::Size4K,
+                VMPL2,
+                Perms::empty(),
+                true
+            ),
+            Err(RmpError::FailSizeMismatch)
+        );
+        assert_eq!(
+            p.pvalidate(Gpa(20 * MIB + 0x1000), PageSize::Size4K, true),
+            Err(RmpError::FailSizeMismatch)
+        );
+        // RMPADJUST of a page not validated, and for another VMPL.
+        assert_eq!(
+            p.rmpadjust(Gpa(30 * MIB), PageSize::Size4K, VMPL2, Perms::all(), false),
+            Err(RmpError::FailInput)
+        );
+        assert_eq!(
+            p.rmpadjust(
+                Gpa(20 * MIB),
+                PageSize::Size2M,
+                Vmpl::VMPL0,
+                Perms::all(),
+                false
+            ),
+            Err(RmpError::FailPermission)
+        );
+        // Guest memory accessors refuse Vigil's memory.
+        let mut b = [0u8; 4];
+        assert!(GuestMemory::read(&mut p, Gpa(MIB), &mut b).is_err());
+        assert!(GuestMemory::write(&mut p, Gpa(48 * MIB - 2), &b).is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! What the guest may do outside the SVSM protocol, decided in one place: CPUID, MSRs and
+//! port I/O (every access not passed through exits to Vigil and lands here).
+//!
+//! * CPUID: the real CPU's answer, with what the guest must not believe it has removed:
+//!   SVM (leaf 0x8000_0001 ECX bit 2, and leaf 0x8000_000A), and SEV/SNP (leaf
+//!   0x8000_001F). Vigil is the only hypervisor here; a guest that tried nested SVM or
+//!   SEV would only fail later in stranger ways.
+//! * MSRs: an allow list. The GHCB MSR (0xC001_0130) is virtual, one per vCPU: it is how
+//!   the guest asks for the SVSM (the GHCB MSR protocol's "run VMPL 0" request before
+//!   VMGEXIT), as on SNP. EFER reads return the VMCB's value. TSC reads are allowed.
+//!   Every other MSR access gets #GP, as a real CPU gives for an absent MSR.
+//! * Ports: COM1 (0x3F8-0x3FF) is passed through in the I/O permission map and never
+//!   exits. Port 0xF4 (isa-debug-exit) exits so that Vigil has the last word: it writes
+//!   the evidence and its statistics, then forwards the guest's value to the device.
+//!   Every other port: reads return all ones, writes are dropped (an absent device).
+
+/// The GHCB MSR.
+pub const MSR_GHCB: u32 = 0xc001_0130;
+/// EFER.
+pub const MSR_EFER: u32 = 0xc000_0080;
+/// TSC.
+pub const MSR_TSC: u32 = 0x10;
+/// GHCB MSR protocol: SNP "run VMPL" request code (bits 11:0); target VMPL in 39:32.
+pub const GHCB_MSR_RUN_VMPL: u64 = 0x016;
+
+/// The debug-exit port.
+pub const PORT_DEBUG_EXIT: u16 = 0xf4;
+/// COM1's ports, passed through.
+pub const COM1: core::ops::RangeInclusive<u16> = 0x3f8..=0x3ff;
+
+/// Filters a CPUID answer for the guest.
+pub fn cpuid_for_guest(leaf: u32, _subleaf: u32, r: (u32, u32, u32, u32)) -> (u32, u32, u32, u32) {
+    let (a, b, c, d) = r;
+    match leaf {
+        0x8000_0001 => (a, b, c & !(1 << 2), d),
+        0x8000_000a | 0x8000_001f => (0, 0, 0, 0),
+        _ => (a, b, c, d),
+    }
+}
+
+/// The outcome of an MSR access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MsrAction {
+    /// Read: the value. Write: done.
+    Ok(u64),
+    /// Inject #GP(0).
+    Gp,
+}
+
+/// Whether the GHCB MSR value asks for the SVSM at VMPL 0.
+pub fn is_svsm_request(ghcb_msr: u64) -> bool {
+    ghcb_msr & 0xfff == GHCB_MSR_RUN_VMPL && (ghcb_msr >> 32) & 0xff == 0
+}
+
+/// Whether the I/O permission map passes `port` through.
+pub fn port_passed_through(port: u16) -> bool {
+    COM1.contains(&port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpuid_hides_svm_and_sev() {
+        let all = (u32::MAX, u32::MAX, u32::MAX, u32::MAX);
+        assert_eq!(cpuid_for_guest(0x8000_0001, 0, all).2 & (1 << 2), 0);
+        assert_eq!(cpuid_for_guest(0x8000_000a, 0, all), (0, 0, 0, 0));
+        assert_eq!(cpuid_for_guest(0x8000_001f, 0, all), (0, 0, 0, 0));
+        assert_eq!(cpuid_for_guest(1, 0, all), all);
+    }
+
+    #[test]
+    fn svsm_requests_are_recognised() {
+        assert!(is_svsm_request(0x016));
+        assert!(!is_svsm_request(0x016 | (2 << 32)));
+        assert!(!is_svsm_request(0x014));
+    }
+
+    #[test]
+    fn only_com1_passes() {
+        assert!(port_passed_through(0x3f8));
+        assert!(port_passed_through(0x3ff));
+        assert!(!port_passed_through(PORT_DEBUG_EXIT));
+        assert!(!port_passed_through(0x80));
+    }
+}

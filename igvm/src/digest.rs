@@ -120,15 +120,31 @@ pub fn measure(seed: Digest384, ops: &[PageOp<'_>], want_log: bool) -> crate::Re
             op.data.len()
         )));
     }
-    let contents: Vec<Digest384> = ops
+    // Pages filled with one byte value (0x00 and 0xFF padding make up more than half of
+    // a typical OVMF image) are hashed once per value; all others in parallel.
+    let uniform = |d: &[u8]| -> Option<u8> {
+        let b = *d.first().unwrap_or(&0);
+        (d.iter().all(|x| *x == b) && (d.len() == PAGE_SIZE || b == 0)).then_some(b)
+    };
+    let hashed: Vec<Result<Digest384, u8>> = ops
         .par_iter()
         .with_min_len(16)
         .map(|op| {
-            if op.page_type.contents_measured() {
-                page_digest(&op.data)
+            if !op.page_type.contents_measured() {
+                Ok([0u8; DIGEST_SIZE])
+            } else if let Some(b) = uniform(&op.data) {
+                Err(b)
             } else {
-                [0u8; DIGEST_SIZE]
+                Ok(page_digest(&op.data))
             }
+        })
+        .collect();
+    let mut cache: [Option<Digest384>; 256] = [None; 256];
+    let contents: Vec<Digest384> = hashed
+        .into_iter()
+        .map(|h| match h {
+            Ok(d) => d,
+            Err(b) => *cache[b as usize].get_or_insert_with(|| page_digest(&[b; PAGE_SIZE])),
         })
         .collect();
     let mut digest = seed;
@@ -193,6 +209,30 @@ mod tests {
         assert_eq!(m.log[64].digest, hex::encode(d));
         assert_eq!(m.log[64].page_type, "CPUID");
         assert_eq!(m.log[1].gpa, "0x2000");
+    }
+
+    #[test]
+    fn uniform_page_cache_gives_true_digests() {
+        let pages: Vec<Vec<u8>> = vec![
+            vec![0xff; PAGE_SIZE],
+            vec![0; 10],
+            vec![7; 10],
+            vec![0xff; PAGE_SIZE],
+            vec![],
+        ];
+        let ops: Vec<PageOp> = pages
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PageOp::normal(i as u64 * 4096, &p[..]))
+            .collect();
+        let m = measure([0; 48], &ops, true).unwrap();
+        for (e, p) in m.log.iter().zip(&pages) {
+            assert_eq!(e.contents, hex::encode(page_digest(p)));
+        }
+        let mut padded = vec![7u8; 10];
+        padded.resize(PAGE_SIZE, 0);
+        assert_eq!(m.log[2].contents, hex::encode(Sha384::digest(&padded)));
+        assert_ne!(m.log[2].contents, hex::encode(page_digest(&[7; PAGE_SIZE])));
     }
 
     #[test]

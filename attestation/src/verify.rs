@@ -340,12 +340,11 @@ impl Verifier {
         } else {
             Role::Ask
         };
-        let inter: Option<Cert> = leaf.and_then(|l| {
+        let inter: Option<&Cert> = leaf.and_then(|l| {
             let issuer = &l.parsed.tbs_certificate.issuer;
             ev.certs
                 .iter()
                 .find(|c| c.role() == inter_role && &c.parsed.tbs_certificate.subject == issuer)
-                .cloned()
                 .or_else(|| {
                     self.store
                         .anchors
@@ -354,7 +353,7 @@ impl Verifier {
                             a.role == inter_role.name()
                                 && &a.cert.parsed.tbs_certificate.subject == issuer
                         })
-                        .map(|a| a.cert.clone())
+                        .map(|a| &a.cert)
                 })
         });
         match (&inter, leaf) {
@@ -377,12 +376,11 @@ impl Verifier {
             ),
             (None, None) => cx.skip("chain.intermediate", "no leaf"),
         };
-        let root: Option<Cert> = inter.as_ref().and_then(|i| {
+        let root: Option<&Cert> = inter.and_then(|i| {
             let issuer = &i.parsed.tbs_certificate.issuer;
             ev.certs
                 .iter()
                 .find(|c| c.role() == Role::Ark && &c.parsed.tbs_certificate.subject == issuer)
-                .cloned()
                 .or_else(|| {
                     self.store
                         .anchors
@@ -390,7 +388,7 @@ impl Verifier {
                         .find(|a| {
                             a.role == "ark" && &a.cert.parsed.tbs_certificate.subject == issuer
                         })
-                        .map(|a| a.cert.clone())
+                        .map(|a| &a.cert)
                 })
         });
         let mut test_root = false;
@@ -447,13 +445,9 @@ impl Verifier {
         }
         // Signatures down the chain.
         for (name, child, issuer) in [
-            ("chain.root.signature", root.as_ref(), root.as_ref()),
-            (
-                "chain.intermediate.signature",
-                inter.as_ref(),
-                root.as_ref(),
-            ),
-            ("chain.leaf.signature", leaf, inter.as_ref()),
+            ("chain.root.signature", root, root),
+            ("chain.intermediate.signature", inter, root),
+            ("chain.leaf.signature", leaf, inter),
         ] {
             match (child, issuer) {
                 (Some(c), Some(i)) => match self.verify_sig_cached(c, i) {
@@ -473,14 +467,10 @@ impl Verifier {
             };
         }
         // X.509 profile.
-        let certs: Vec<(&str, &Cert)> = [
-            ("root", root.as_ref()),
-            ("intermediate", inter.as_ref()),
-            ("leaf", leaf),
-        ]
-        .into_iter()
-        .filter_map(|(n, c)| c.map(|c| (n, c)))
-        .collect();
+        let certs: Vec<(&str, &Cert)> = [("root", root), ("intermediate", inter), ("leaf", leaf)]
+            .into_iter()
+            .filter_map(|(n, c)| c.map(|c| (n, c)))
+            .collect();
         if certs.len() == 3 {
             let mut problems = Vec::new();
             for (n, c) in &certs {
@@ -534,7 +524,7 @@ impl Verifier {
                     problems.push(format!("{n}: subject O is not \"Advanced Micro Devices\""));
                 }
             }
-            if let (Some(l), Some(i)) = (leaf, inter.as_ref()) {
+            if let (Some(l), Some(i)) = (leaf, inter) {
                 if l.parsed.tbs_certificate.issuer != i.parsed.tbs_certificate.subject {
                     problems.push("leaf issuer differs from intermediate subject".into());
                 }
@@ -836,7 +826,7 @@ impl Verifier {
         }
 
         // ---- CRL
-        match (&ev.crl, &root, &inter) {
+        match (&ev.crl, root, inter) {
             (None, _, _) => {
                 cx.skip("crl", "no CRL given (--crl, or fetched from KDS)");
             }

@@ -124,7 +124,10 @@ fn read_module(boot: &BootInfo) -> Vec<u8> {
             "no boot module: pass the guest ELF with -initrd"
         ));
     }
-    if list < GUEST_END || map_ident(list, list + 32, Perm::Read).is_err() {
+    // Loader data lives in low memory or high RAM: anywhere but Vigil's image and heap
+    // and the guest's RAM, [1 MiB, 48 MiB).
+    let clear = |a: u64, e: u64| a != 0 && (e <= 0x10_0000 || a >= GUEST_END);
+    if !clear(list, list.saturating_add(32)) || map_ident(list, list + 32, Perm::Read).is_err() {
         fail(format_args!(
             "hvm_start_info.modlist_paddr (offset 16) = {list:#x} refused"
         ));
@@ -137,9 +140,8 @@ fn read_module(boot: &BootInfo) -> Vec<u8> {
         )
     };
     let end = paddr.saturating_add(size);
-    // The module must lie above guest RAM (it is neither Vigil's nor the guest's) and be
-    // of a sane size.
-    if paddr < GUEST_END || size == 0 || size > 4 << 20 || end > 1 << 30 {
+    // The module must lie outside Vigil's and the guest's memory and be of a sane size.
+    if !clear(paddr, end) || size == 0 || size > 4 << 20 || end > 1 << 30 {
         fail(format_args!(
             "boot module 0 (modlist offset 0) at {paddr:#x}, {size} bytes refused"
         ));
@@ -361,6 +363,52 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
         vcpu::GUEST_ASID,
         (LAUNCH_END - GUEST_BASE) / 4096
     );
+    switch_stack(Box::new(r))
+}
+
+/// The run loop's own stack: the security processor's P-384 signing and the monitor's
+/// page-sized buffers need more than the 64 KiB boot stack. Taken from the heap, with
+/// its lowest page unmapped as a guard (an overflow faults instead of corrupting the
+/// heap below it).
+const RUN_STACK: usize = 512 * 1024;
+
+#[repr(C, align(4096))]
+struct StackPage([u8; 4096]);
+
+fn switch_stack(r: Box<Runner>) -> ! {
+    let pages: Vec<StackPage> = (0..RUN_STACK / 4096)
+        .map(|_| StackPage([0; 4096]))
+        .collect();
+    let pages = pages.leak();
+    let base = pages.as_ptr() as u64;
+    let top = base + RUN_STACK as u64;
+    match with_page_tables(|pt| pt.unmap_page(VirtAddr(base))) {
+        Some(Ok(true)) => crate::cpu::instr::invlpg(base),
+        _ => fail(format_args!("cannot make the run stack's guard page")),
+    }
+    log::info!(
+        "emulated: run loop stack {:#x}-{top:#x} (guard page at {base:#x})",
+        base + 4096
+    );
+    let arg = Box::into_raw(r);
+    // SAFETY: `top` is the end of a leaked, page-aligned heap area mapped read+write
+    // (but its guard page) that nothing else uses; `runner_entry` never returns, so the
+    // old stack is abandoned, and `arg` is a leaked Box it takes over.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "call {f}",
+            top = in(reg) top,
+            f = sym runner_entry,
+            in("rdi") arg,
+            options(noreturn)
+        )
+    }
+}
+
+extern "C" fn runner_entry(r: *mut Runner) -> ! {
+    // SAFETY: `r` came from Box::into_raw in `switch_stack` and is used only here.
+    let r = unsafe { &mut *r };
     r.run()
 }
 

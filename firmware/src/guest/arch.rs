@@ -1,0 +1,279 @@
+//! The instructions the test guest needs, each in one small function: port I/O, WRMSR,
+//! RDTSC, RDRAND, HLT, the VMGEXIT of an SVSM call, descriptor tables, and a probe that
+//! touches memory and reports the fault instead of dying.
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use svsm_abi::calling_area::SvsmRegs;
+use vigil_firmware::{ghcb_run_vmpl, Transport, MSR_GHCB};
+
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: port I/O touches no memory.
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    }
+}
+
+pub fn outl(port: u16, v: u32) {
+    // SAFETY: port I/O touches no memory.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    }
+}
+
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: port I/O touches no memory.
+    unsafe {
+        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    }
+    v
+}
+
+pub fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: the only MSR written is the GHCB MSR, which changes no state this program
+    // relies on; Vigil virtualises it.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack, preserves_flags))
+    }
+}
+
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effect.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+pub fn rdrand() -> u64 {
+    let mut v: u64 = 0;
+    for _ in 0..16 {
+        let ok: u8;
+        // SAFETY: RDRAND writes only its output and CF.
+        unsafe {
+            asm!("rdrand {v}", "setc {ok}", v = out(reg) v, ok = out(reg_byte) ok, options(nomem, nostack))
+        };
+        if ok != 0 {
+            return v;
+        }
+    }
+    v ^ rdtsc()
+}
+
+pub fn hlt() {
+    // SAFETY: HLT has no memory effect; Vigil intercepts it (a yield to the other vCPU).
+    unsafe { asm!("hlt", options(nomem, nostack, preserves_flags)) }
+}
+
+pub fn cr0() -> u64 {
+    let v: u64;
+    // SAFETY: reading a control register has no side effect.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+pub fn cr3() -> u64 {
+    let v: u64;
+    // SAFETY: as above.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+pub fn cr4() -> u64 {
+    let v: u64;
+    // SAFETY: as above.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
+    v
+}
+
+/// Volatile byte/word access to guest memory by address (the guest is identity mapped).
+pub fn write_bytes(addr: u64, b: &[u8]) {
+    for (i, x) in b.iter().enumerate() {
+        // SAFETY: callers pass pages this guest owns (validated, mapped by the identity
+        // tables) and that hold no Rust object; accesses are volatile.
+        unsafe { core::ptr::write_volatile((addr + i as u64) as *mut u8, *x) }
+    }
+}
+pub fn read_bytes(addr: u64, b: &mut [u8]) {
+    for (i, x) in b.iter_mut().enumerate() {
+        // SAFETY: as for `write_bytes`.
+        *x = unsafe { core::ptr::read_volatile((addr + i as u64) as *const u8) };
+    }
+}
+
+/// The SVSM call: `call_pending = 1` in the calling area, GHCB MSR = "run VMPL 0",
+/// VMGEXIT (`rep vmmcall`), exactly the SNP sequence.
+pub struct Vmgexit;
+
+impl Transport for Vmgexit {
+    fn call(&mut self, caa: u64, regs: SvsmRegs) -> SvsmRegs {
+        write_bytes(caa, &[1]);
+        wrmsr(MSR_GHCB, ghcb_run_vmpl(0));
+        vmgexit(regs)
+    }
+}
+
+/// Only the VMGEXIT (the caller has set `call_pending` and the GHCB MSR): the benchmark
+/// times this.
+pub fn vmgexit(regs: SvsmRegs) -> SvsmRegs {
+    let mut o = regs;
+    // SAFETY: VMGEXIT exits to Vigil, which writes only RAX/RCX/RDX/R8/R9 (declared) and
+    // this guest's memory the call names.
+    unsafe {
+        asm!(".byte 0xf3, 0x0f, 0x01, 0xd9",
+            inout("rax") o.rax, inout("rcx") o.rcx, inout("rdx") o.rdx,
+            inout("r8") o.r8, inout("r9") o.r9, options(nostack))
+    }
+    o
+}
+
+// ---------------------------------------------------------------------------------------
+// Descriptor tables and faults.
+
+/// The last fault: vector, error code, CR2.
+pub static FAULT_VECTOR: AtomicU64 = AtomicU64::new(0);
+pub static FAULT_ERROR: AtomicU64 = AtomicU64::new(0);
+pub static FAULT_CR2: AtomicU64 = AtomicU64::new(0);
+/// Where a fault resumes (0 = a fault is fatal).
+#[no_mangle]
+pub static GUEST_RECOVER: AtomicU64 = AtomicU64::new(0);
+
+#[repr(C, align(16))]
+struct Gdt([u64; 3]);
+static GDT: Gdt = Gdt([0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff]);
+
+#[repr(C, align(16))]
+struct Idt([AtomicU64; 64]);
+static IDT: Idt = Idt([const { AtomicU64::new(0) }; 64]);
+
+#[repr(C, packed)]
+struct Dtr {
+    limit: u16,
+    base: u64,
+}
+
+extern "C" {
+    fn guest_exc_6();
+    fn guest_exc_13();
+    fn guest_exc_14();
+}
+
+/// Loads the GDT (same selectors as the boot state) and an IDT for #UD, #GP, #PF.
+pub fn init_tables() {
+    for (v, h) in [
+        (6usize, guest_exc_6 as *const () as u64),
+        (13, guest_exc_13 as *const () as u64),
+        (14, guest_exc_14 as *const () as u64),
+    ] {
+        let lo = (h & 0xffff) | (0x08 << 16) | (0x8e00u64 << 32) | ((h >> 16) & 0xffff) << 48;
+        IDT.0[v * 2].store(lo, Ordering::Relaxed);
+        IDT.0[v * 2 + 1].store(h >> 32, Ordering::Relaxed);
+    }
+    let g = Dtr {
+        limit: 23,
+        base: &GDT as *const Gdt as u64,
+    };
+    let i = Dtr {
+        limit: (64 * 8 - 1) as u16,
+        base: &IDT as *const Idt as u64,
+    };
+    // SAFETY: both tables are statics that live forever; the GDT's code selector 0x08
+    // and data selector 0x10 match the segments the guest already runs with.
+    unsafe {
+        asm!("lgdt [{}]", in(reg) &g, options(nostack, preserves_flags));
+        asm!("lidt [{}]", in(reg) &i, options(nostack, preserves_flags));
+    }
+}
+
+/// A fault seen by [`probe`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    pub vector: u64,
+    pub error: u64,
+    pub cr2: u64,
+}
+
+/// Reads (or writes 0x5a to) the byte at `addr`; returns the fault if it faulted.
+pub fn probe(addr: u64, write: bool) -> Option<Fault> {
+    FAULT_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    let faulted: u64;
+    // SAFETY: the access may fault; the handler resumes at label 2 with RECOVER set, and
+    // rax = 1. The byte written (if any) lands in memory the test wants refused; the
+    // refusal is the point. No Rust object lives at `addr`.
+    unsafe {
+        if write {
+            asm!(
+                "lea rax, [rip + 2f]",
+                "mov [rip + GUEST_RECOVER], rax",
+                "xor eax, eax",
+                "mov byte ptr [{a}], 0x5a",
+                "2:",
+                "mov qword ptr [rip + GUEST_RECOVER], 0",
+                a = in(reg) addr, out("rax") faulted, options(nostack)
+            );
+        } else {
+            asm!(
+                "lea rax, [rip + 2f]",
+                "mov [rip + GUEST_RECOVER], rax",
+                "xor eax, eax",
+                "mov cl, byte ptr [{a}]",
+                "2:",
+                "mov qword ptr [rip + GUEST_RECOVER], 0",
+                a = in(reg) addr, out("rax") faulted, out("cl") _, options(nostack)
+            );
+        }
+    }
+    (faulted != 0).then(|| Fault {
+        vector: FAULT_VECTOR.load(Ordering::SeqCst),
+        error: FAULT_ERROR.load(Ordering::SeqCst),
+        cr2: FAULT_CR2.load(Ordering::SeqCst),
+    })
+}
+
+#[no_mangle]
+extern "C" fn guest_unexpected_fault(vector: u64, error: u64, rip: u64) -> ! {
+    crate::guest::fatal(format_args!(
+        "unexpected exception {vector} (error {error:#x}) at RIP {rip:#x}, CR2 {:#x}",
+        FAULT_CR2.load(Ordering::SeqCst)
+    ))
+}
+
+// Exception stubs. Stack on entry: [error code,] RIP, CS, RFLAGS, RSP, SS. A fault with
+// a recovery point armed returns there with RAX = 1; any other is fatal.
+global_asm!(
+    ".global guest_exc_6, guest_exc_13, guest_exc_14",
+    "guest_exc_6:",
+    "push 0",
+    "push rax",
+    "mov rax, 6",
+    "jmp 3f",
+    "guest_exc_13:",
+    "push rax",
+    "mov rax, 13",
+    "jmp 3f",
+    "guest_exc_14:",
+    "push rax",
+    "mov rax, 14",
+    "3:",
+    "mov [rip + {vec}], rax",
+    "mov rax, [rsp + 8]",
+    "mov [rip + {err}], rax",
+    "mov rax, cr2",
+    "mov [rip + {cr2}], rax",
+    "mov rax, [rip + GUEST_RECOVER]",
+    "test rax, rax",
+    "jz 4f",
+    "mov [rsp + 16], rax",
+    "mov qword ptr [rip + GUEST_RECOVER], 0",
+    "pop rax",
+    "mov rax, 1",
+    "add rsp, 8",
+    "iretq",
+    "4:",
+    "mov rdi, [rip + {vec}]",
+    "mov rsi, [rsp + 8]",
+    "mov rdx, [rsp + 16]",
+    "and rsp, -16",
+    "call guest_unexpected_fault",
+    "ud2",
+    vec = sym FAULT_VECTOR,
+    err = sym FAULT_ERROR,
+    cr2 = sym FAULT_CR2,
+);

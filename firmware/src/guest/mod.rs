@@ -1,0 +1,477 @@
+//! The test guest's program: the scripted session, the attacks, the summary.
+
+mod arch;
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use arch::{probe, read_bytes, write_bytes, Fault, Vmgexit};
+use svsm_abi::attest_protocol::report_data;
+use svsm_abi::core_protocol::{result, SVSM_ATTEST_PROTOCOL, SVSM_CORE_PROTOCOL};
+use vigil_firmware::{
+    ap_vmsa, attest_request, entry, pvalidate_list, regs, result_name, svsm_info, ApState, Svsm,
+    SNP_ACTIVE,
+};
+use zerocopy::IntoBytes;
+
+const MIB: u64 = 1 << 20;
+// Scratch pages in the launch region (validated at launch, after Vigil's pages).
+const LIST: u64 = 17 * MIB + 0x2_0000;
+const REQ: u64 = LIST + 0x1000;
+const NONCE: u64 = LIST + 0x2000;
+const REPORT: u64 = LIST + 0x3000;
+const MANIFEST: u64 = LIST + 0x4000;
+const AP_STACK_TOP: u64 = 17 * MIB + 0x4_0000;
+// Pages the guest validates itself.
+const PAGE_4K: u64 = 18 * MIB;
+const PAGE_2M: u64 = 20 * MIB;
+const LIST_BASE: u64 = 24 * MIB;
+const LIST_PAGES: u64 = 16;
+const NEW_CAA: u64 = LIST_BASE;
+const VMSA: u64 = LIST_BASE + 0x1000;
+const AP_CAA: u64 = LIST_BASE + 0x2000;
+const BAD_VMSA: u64 = LIST_BASE + 0x3000;
+// Vigil's memory: its image starts at 1 MiB, its heap above.
+const VIGIL_IMAGE: u64 = MIB;
+const VIGIL_HEAP: u64 = 3 * MIB;
+
+struct Serial;
+impl Write for Serial {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            while arch::inb(0x3fd) & 0x20 == 0 {}
+            arch::outb(0x3f8, b);
+        }
+        Ok(())
+    }
+}
+
+macro_rules! say {
+    ($($a:tt)*) => {{ let _ = writeln!(Serial, $($a)*); }};
+}
+
+/// Ends the run with a failure report.
+pub fn fatal(why: core::fmt::Arguments<'_>) -> ! {
+    say!("guest: FATAL: {why}");
+    arch::outl(0xf4, 0x12);
+    loop {
+        arch::hlt();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    fatal(format_args!("panic: {}", info.message()))
+}
+
+// Entry: RSI = secrets, RDI = bench iterations, RDX = RAM end, RCX = first unvalidated.
+core::arch::global_asm!(
+    ".section .text.entry, \"ax\"",
+    ".global guest_entry",
+    "guest_entry:",
+    "mov r8, rdi",
+    "mov rdi, rsi",
+    "mov rsi, r8",
+    "call guest_main",
+    "ud2",
+    ".global guest_ap_entry",
+    "guest_ap_entry:",
+    "call guest_ap_main",
+    "ud2",
+    ".text",
+);
+
+extern "C" {
+    fn guest_ap_entry();
+}
+
+/// Set by the second vCPU when it has made its call.
+static AP_DONE: AtomicU64 = AtomicU64::new(0);
+
+#[no_mangle]
+extern "C" fn guest_ap_main() -> ! {
+    arch::init_tables();
+    let mut s = Svsm::new(Vmgexit, AP_CAA);
+    let r = s.query(SVSM_CORE_PROTOCOL, 1);
+    AP_DONE.store(if r == Ok((1, 1)) { 1 } else { 2 }, Ordering::SeqCst);
+    loop {
+        arch::hlt();
+    }
+}
+
+struct Tally {
+    passed: u32,
+    failed: u32,
+}
+
+impl Tally {
+    fn step(&mut self, name: &str, r: Result<(), &str>) {
+        match r {
+            Ok(()) => {
+                self.passed += 1;
+                say!("guest: {name} ... ok");
+            }
+            Err(why) => {
+                self.failed += 1;
+                say!("guest: {name} ... FAILED ({why})");
+            }
+        }
+    }
+    /// An attack: `Ok(how)` when refused.
+    fn attack(&mut self, name: &str, r: Result<&str, &str>) {
+        match r {
+            Ok(how) => {
+                self.passed += 1;
+                say!("guest: attack {name} ... refused ({how})");
+            }
+            Err(why) => {
+                self.failed += 1;
+                say!("guest: attack {name} ... NOT REFUSED ({why})");
+            }
+        }
+    }
+}
+
+fn pvalidate(
+    s: &mut Svsm<Vmgexit>,
+    list_gpa: u64,
+    entries: &[svsm_abi::pvalidate::PvalidateEntry],
+) -> u64 {
+    let mut buf = [0u8; 8 + 8 * 32];
+    let Ok(n) = pvalidate_list(&mut buf, entries) else {
+        return u64::MAX;
+    };
+    write_bytes(list_gpa, &buf[..n]);
+    s.call(regs::pvalidate(list_gpa)).rax
+}
+
+fn rmp_fault(f: Option<Fault>, addr: u64) -> Result<&'static str, &'static str> {
+    match f {
+        Some(f) if f.vector == 14 && f.error & (1 << 31) != 0 && f.cr2 == addr => {
+            Ok("#PF with the RMP bit")
+        }
+        Some(_) => Err("a fault, but not #PF(RMP) at the address"),
+        None => Err("the access succeeded"),
+    }
+}
+
+fn refused_with(rax: u64, want: u64) -> Result<&'static str, &'static str> {
+    if rax == want {
+        Ok(result_name(want))
+    } else if rax == result::SUCCESS {
+        Err("SUCCESS")
+    } else {
+        Err("wrong error")
+    }
+}
+
+#[no_mangle]
+extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64) -> ! {
+    arch::init_tables();
+    say!("guest: test guest at VMPL2: secrets page {secrets:#x}, RAM to {ram_end:#x}, unvalidated from {first_free:#x}");
+    let mut t = Tally {
+        passed: 0,
+        failed: 0,
+    };
+
+    // 1. Find the SVSM through the secrets page.
+    let mut page = [0u8; 4096];
+    read_bytes(secrets, &mut page);
+    let info = match svsm_info(&page) {
+        Ok(i) => i,
+        Err(e) => fatal(format_args!("no SVSM in the secrets page: {e:?}")),
+    };
+    t.step(
+        "secrets-page",
+        if info.guest_vmpl == 2 && info.max_version >= 1 {
+            say!(
+                "guest:   SVSM at {:#x}+{:#x}, calling area {:#x}, VMPL{}",
+                info.base,
+                info.size,
+                info.caa,
+                info.guest_vmpl
+            );
+            Ok(())
+        } else {
+            Err("unexpected SVSM fields")
+        },
+    );
+    let mut s = Svsm::new(Vmgexit, info.caa);
+
+    // 2. QUERY_PROTOCOL.
+    let core = s.query(SVSM_CORE_PROTOCOL, 1);
+    let att = s.query(SVSM_ATTEST_PROTOCOL, 1);
+    let none = s.query(0x4242, 1);
+    t.step(
+        "query-protocol",
+        if core == Ok((1, 1)) && att == Ok((1, 1)) && none == Ok((0, 0)) {
+            Ok(())
+        } else {
+            Err("unexpected versions")
+        },
+    );
+
+    // 3. PVALIDATE one 4 KiB page; it must arrive zeroed and be usable.
+    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_4K, false, true)]);
+    let mut b = [0xffu8; 16];
+    if rax == result::SUCCESS {
+        read_bytes(PAGE_4K, &mut b);
+        write_bytes(PAGE_4K + 8, &[0xab]);
+    }
+    let mut back = [0u8; 1];
+    if rax == result::SUCCESS {
+        read_bytes(PAGE_4K + 8, &mut back);
+    }
+    t.step(
+        "pvalidate-4k",
+        if rax != result::SUCCESS {
+            Err(result_name(rax))
+        } else if b != [0; 16] || back[0] != 0xab {
+            Err("page not zeroed or not writable")
+        } else {
+            Ok(())
+        },
+    );
+
+    // 4. PVALIDATE a 2 MiB page.
+    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_2M, true, true)]);
+    let ok = rax == result::SUCCESS && probe(PAGE_2M + 2 * MIB - 1, true).is_none();
+    t.step(
+        "pvalidate-2m",
+        if ok { Ok(()) } else { Err(result_name(rax)) },
+    );
+
+    // 5. PVALIDATE a list of 16 pages.
+    let mut es = [entry(0, false, true); 16];
+    for (i, e) in es.iter_mut().enumerate() {
+        *e = entry(LIST_BASE + i as u64 * 4096, false, true);
+    }
+    let rax = pvalidate(&mut s, LIST, &es);
+    let all = (0..LIST_PAGES).all(|i| probe(LIST_BASE + i * 4096, true).is_none());
+    t.step(
+        "pvalidate-list",
+        if rax == result::SUCCESS && all {
+            Ok(())
+        } else {
+            Err(result_name(rax))
+        },
+    );
+
+    // 6. Rescind the 4 KiB page: the guest loses it.
+    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_4K, false, false)]);
+    let f = probe(PAGE_4K, false);
+    t.step(
+        "pvalidate-rescind",
+        match (rax, rmp_fault(f, PAGE_4K)) {
+            (result::SUCCESS, Ok(_)) => Ok(()),
+            (result::SUCCESS, Err(_)) => Err("rescinded page still accessible"),
+            _ => Err(result_name(rax)),
+        },
+    );
+
+    // 7. REMAP_CA to a page of the list; later calls use it.
+    let rax = s.remap_ca(NEW_CAA);
+    let q = s.query(SVSM_CORE_PROTOCOL, 1);
+    t.step(
+        "remap-ca",
+        if rax == result::SUCCESS && q == Ok((1, 1)) {
+            Ok(())
+        } else {
+            Err(result_name(rax))
+        },
+    );
+
+    // 8. CREATE_VCPU for a second vCPU, and run it.
+    let vmsa = ap_vmsa(&ApState {
+        vmpl: 2,
+        sev_features: SNP_ACTIVE,
+        cr0: arch::cr0(),
+        cr3: arch::cr3(),
+        cr4: arch::cr4(),
+        efer: 0xd01,
+        rip: guest_ap_entry as *const () as u64,
+        rsp: AP_STACK_TOP,
+    });
+    write_bytes(VMSA, vmsa.as_bytes());
+    let rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
+    let mut spins = 0;
+    while rax == result::SUCCESS && AP_DONE.load(Ordering::SeqCst) == 0 && spins < 1000 {
+        arch::hlt();
+        spins += 1;
+    }
+    t.step(
+        "create-vcpu",
+        match (rax, AP_DONE.load(Ordering::SeqCst)) {
+            (result::SUCCESS, 1) => Ok(()),
+            (result::SUCCESS, 0) => Err("the second vCPU never ran"),
+            (result::SUCCESS, _) => Err("the second vCPU's call failed"),
+            _ => Err(result_name(rax)),
+        },
+    );
+
+    // Attacks.
+    t.attack(
+        "touch-vigil-image",
+        rmp_fault(probe(VIGIL_IMAGE, false), VIGIL_IMAGE),
+    );
+    t.attack(
+        "write-vigil-heap",
+        rmp_fault(probe(VIGIL_HEAP, true), VIGIL_HEAP),
+    );
+    t.attack(
+        "write-own-vmsa",
+        rmp_fault(probe(VMSA + 0x178, true), VMSA + 0x178),
+    );
+    t.attack(
+        "validate-twice",
+        refused_with(
+            pvalidate(&mut s, LIST, &[entry(LIST_BASE + 0x5000, false, true)]),
+            result::ERR_PVALIDATE_FAIL_UNCHANGED,
+        ),
+    );
+    t.attack(
+        "validate-vigil-memory",
+        refused_with(
+            pvalidate(&mut s, LIST, &[entry(VIGIL_HEAP, false, true)]),
+            result::ERR_INVALID_ADDRESS,
+        ),
+    );
+    // A list whose header is at the end of a page: its entry crosses into the next page.
+    t.attack(
+        "list-crosses-page",
+        refused_with(
+            pvalidate(
+                &mut s,
+                LIST + 0xff8,
+                &[entry(LIST_BASE + 0x6000, false, false)],
+            ),
+            result::ERR_INVALID_PARAMETER,
+        ),
+    );
+    t.attack(
+        "list-in-vigil-memory",
+        refused_with(
+            s.call(regs::pvalidate(VIGIL_HEAP)).rax,
+            result::ERR_INVALID_ADDRESS,
+        ),
+    );
+    t.attack(
+        "calling-area-crosses-page",
+        refused_with(s.remap_ca(LIST_BASE + 0x7800), result::ERR_INVALID_ADDRESS),
+    );
+    t.attack(
+        "calling-area-in-vigil-memory",
+        refused_with(s.remap_ca(VIGIL_HEAP), result::ERR_INVALID_ADDRESS),
+    );
+    let bad = |vmpl: u8, feat: u64| {
+        ap_vmsa(&ApState {
+            vmpl,
+            sev_features: feat,
+            cr0: arch::cr0(),
+            cr3: arch::cr3(),
+            cr4: arch::cr4(),
+            efer: 0xd01,
+            rip: guest_ap_entry as *const () as u64,
+            rsp: AP_STACK_TOP,
+        })
+    };
+    write_bytes(BAD_VMSA, bad(0, SNP_ACTIVE).as_bytes());
+    t.attack(
+        "vmsa-vmpl0",
+        refused_with(
+            s.call(regs::create_vcpu(BAD_VMSA, LIST_BASE + 0x4000, 2))
+                .rax,
+            result::ERR_INVALID_PARAMETER,
+        ),
+    );
+    write_bytes(
+        BAD_VMSA,
+        bad(2, SNP_ACTIVE | (1 << 1) | (1 << 40)).as_bytes(),
+    );
+    t.attack(
+        "vmsa-forbidden-sev-features",
+        refused_with(
+            s.call(regs::create_vcpu(BAD_VMSA, LIST_BASE + 0x4000, 3))
+                .rax,
+            result::ERR_INVALID_PARAMETER,
+        ),
+    );
+    t.attack(
+        "vmsa-in-vigil-memory",
+        refused_with(
+            s.call(regs::create_vcpu(VIGIL_HEAP, LIST_BASE + 0x4000, 4))
+                .rax,
+            result::ERR_INVALID_ADDRESS,
+        ),
+    );
+
+    // Attestation with a fresh nonce, last, so that the log it binds holds the attacks.
+    let mut nonce = [0u8; 64];
+    for c in nonce.chunks_mut(8) {
+        c.copy_from_slice(&arch::rdrand().to_le_bytes());
+    }
+    write_bytes(NONCE, &nonce);
+    let req = attest_request(REPORT, NONCE, 64, MANIFEST, 4096);
+    write_bytes(REQ, req.as_bytes());
+    let out = s.call(regs::attest_services(REQ));
+    let mut report = [0u8; 0x4a0];
+    let mut manifest = [0u8; 512];
+    let mlen = (out.rcx as usize).min(manifest.len());
+    read_bytes(REPORT, &mut report);
+    read_bytes(MANIFEST, &mut manifest[..mlen]);
+    let rd = report_data(&nonce, &manifest[..mlen]);
+    t.step(
+        "attest",
+        if out.rax != result::SUCCESS {
+            Err(result_name(out.rax))
+        } else if report[0x50..0x90] != rd[..] {
+            Err("REPORT_DATA is not SHA-512(nonce || manifest)")
+        } else if report[0x30..0x34] != [0; 4] {
+            Err("report not at VMPL0")
+        } else {
+            say!(
+                "guest:   report {} bytes, manifest {} bytes, nonce {:02x}{:02x}{:02x}{:02x}...",
+                out.r8,
+                mlen,
+                nonce[0],
+                nonce[1],
+                nonce[2],
+                nonce[3]
+            );
+            Ok(())
+        },
+    );
+
+    if bench > 0 {
+        bench_calls(&mut s, bench);
+    }
+
+    say!("guest: {} passed, {} failed", t.passed, t.failed);
+    arch::outl(0xf4, if t.failed == 0 { 0x10 } else { 0x11 });
+    loop {
+        arch::hlt();
+    }
+}
+
+/// The round trip of a trivial SVSM call (QUERY_PROTOCOL), VMGEXIT to return, in TSC
+/// cycles as the guest sees them; median, min and max of `n`.
+fn bench_calls(s: &mut Svsm<Vmgexit>, n: u64) {
+    let n = n.min(4096) as usize;
+    let mut v = [0u64; 4096];
+    arch::wrmsr(vigil_firmware::MSR_GHCB, vigil_firmware::ghcb_run_vmpl(0));
+    for x in v.iter_mut().take(n) {
+        write_bytes(s.caa, &[1]);
+        let t0 = arch::rdtsc();
+        let _ = arch::vmgexit(regs::query_protocol(SVSM_CORE_PROTOCOL, 1));
+        *x = arch::rdtsc().wrapping_sub(t0);
+    }
+    let v = &mut v[..n];
+    v.sort_unstable();
+    say!(
+        "guest: bench vmgexit-round-trip n={} median={} min={} max={} (TSC cycles)",
+        n,
+        v[n / 2],
+        v[0],
+        v[n - 1]
+    );
+}

@@ -1,0 +1,24 @@
+//! The test guest: a bare-metal program that runs below Vigil at VMPL2 and drives the
+//! SVSM the way Linux and OVMF do, then attacks it. Built for `x86_64-unknown-none` by
+//! `cargo xtask` and handed to QEMU as `-initrd`; on the host this is a stub.
+//!
+//! Boot protocol (emulated platform, docs/emulated.md): 64-bit mode on identity page
+//! tables, RSI = the secrets page, RDI = benchmark iterations (0 = none), RDX = end of
+//! guest RAM, RCX = first GPA not validated at launch.
+//!
+//! Output: one line per step, `guest: <step> ... ok` / `... FAILED (<why>)`, attacks as
+//! `guest: attack <name> ... refused (<how>)` / `... NOT REFUSED`, then exactly
+//! `guest: N passed, N failed`; the run ends by writing the debug-exit port (0x10 when
+//! every step passed, 0x11 otherwise).
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+#![allow(unsafe_code)]
+
+#[cfg(target_os = "none")]
+mod guest;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("the test guest runs only on x86_64-unknown-none below Vigil: use `cargo xtask run`");
+    std::process::exit(2);
+}

@@ -55,6 +55,14 @@ pub fn policy_checks(
         ),
         ("policy.family_id", &p.family_id, &r.family_id[..], 0x10),
         ("policy.image_id", &p.image_id, &r.image_id[..], 0x20),
+        ("policy.report_id", &p.report_id, &r.report_id[..], 0x140),
+        (
+            "policy.report_id_ma",
+            &p.report_id_ma,
+            &r.report_id_ma[..],
+            0x160,
+        ),
+        ("policy.chip_id", &p.chip_id, &r.chip_id[..], 0x1A0),
     ] {
         if let Some(w) = want {
             match h(name, w, got.len()) {

@@ -42,6 +42,12 @@ pub struct Policy {
     pub family_id: Option<String>,
     /// Required IMAGE_ID (32 hex).
     pub image_id: Option<String>,
+    /// Required REPORT_ID (64 hex).
+    pub report_id: Option<String>,
+    /// Required REPORT_ID_MA (64 hex).
+    pub report_id_ma: Option<String>,
+    /// Required CHIP_ID (128 hex).
+    pub chip_id: Option<String>,
     /// Minimum GUEST_SVN.
     pub min_guest_svn: Option<u32>,
     /// Allowed VMPLs of the request.
@@ -181,6 +187,15 @@ impl Policy {
         }
         if let Some(h) = &self.image_id {
             hex_field("image_id", h, 16)?;
+        }
+        if let Some(h) = &self.report_id {
+            hex_field("report_id", h, 32)?;
+        }
+        if let Some(h) = &self.report_id_ma {
+            hex_field("report_id_ma", h, 32)?;
+        }
+        if let Some(h) = &self.chip_id {
+            hex_field("chip_id", h, 64)?;
         }
         for d in self.id_key_digests.iter().flatten() {
             hex_field("id_key_digests", d, 48)?;

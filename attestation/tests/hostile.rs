@@ -370,6 +370,8 @@ fn hostile_policies_are_refused_with_the_field_named() {
         ("[min_tcb.Milan]\nsnp = 300", "snp"),
         ("signing_keys = [\"none\"]", "signing_keys"),
         ("report_data = \"", "report_data"),
+        ("chip_id = \"00\"", "chip_id"),
+        ("report_id = \"0g\"", "report_id"),
     ] {
         let e = Policy::from_toml(text).unwrap_err().to_string();
         assert!(e.contains(field), "{text:?}: {e}");
@@ -402,6 +404,13 @@ fn policy_checks_pass_and_fail_on_the_fields_they_name() {
         assert_ne!(c.status, Status::Fail, "{}: {}", c.name, c.detail);
     }
     assert_eq!(status(&out, "policy.tcb.reported"), Status::Pass);
+    let chip = hex::encode(&ev.report[0x1A0..0x1E0]);
+    o.policy = Policy::from_toml(&format!("chip_id = \"{chip}\"")).unwrap();
+    assert_eq!(status(&v.verify(&ev, &o), "policy.chip_id"), Status::Pass);
+    let mut other = ev.report[0x1A0..0x1E0].to_vec();
+    other[0] ^= 1;
+    o.policy = Policy::from_toml(&format!("chip_id = \"{}\"", hex::encode(other))).unwrap();
+    assert_eq!(status(&v.verify(&ev, &o), "policy.chip_id"), Status::Fail);
     o.policy = Policy::from_toml("[min_tcb.Genoa]\nsnp = 28\n").unwrap();
     let out = v.verify(&ev, &o);
     for n in [

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cargo;
+mod e2e;
 mod elf;
 mod error;
 mod ktest;
@@ -29,7 +30,8 @@ const EXAMPLES: &str = "Examples:
   cargo xtask test                       # fmt, clippy, host tests, QEMU kernel tests
   cargo xtask test --only ktest --only ktest-solo
   cargo xtask test --list                # the step names
-  cargo xtask bench boot -n 20           # boot time under TCG, median/min/max, with a baseline";
+  cargo xtask bench boot -n 20           # boot time under TCG, median/min/max, with a baseline
+  cargo xtask bench exits -n 1000        # SVSM call round trip (TSC cycles) and exit counts";
 
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "Build, run, test and bench Vigil", after_help = EXAMPLES)]
@@ -91,6 +93,13 @@ enum BenchWhat {
         /// Print one JSON object instead of the table.
         #[arg(long)]
         json: bool,
+    },
+    /// Run the test guest below Vigil with its benchmark on: the guest-to-Vigil round
+    /// trip of a trivial SVSM call in guest-visible TSC cycles, and Vigil's exit counts.
+    Exits {
+        /// SVSM calls timed.
+        #[arg(short = 'n', long, default_value_t = 1000)]
+        calls: u64,
     },
 }
 
@@ -198,6 +207,11 @@ static QEMU: Step = Step {
     name: "qemu",
     what: "find QEMU, choose the accelerator",
     run: step_qemu,
+};
+static E2E: Step = Step {
+    name: "e2e",
+    what: "Vigil with the test guest below it (emulated), evidence verified",
+    run: e2e::step_e2e,
 };
 static BOOT: Step = Step {
     name: "boot",
@@ -381,7 +395,7 @@ static KTEST_SELFTEST: Step = Step {
 };
 
 /// The steps of `cargo xtask test`, in order.
-static TEST_STEPS: [&Step; 8] = [
+static TEST_STEPS: [&Step; 9] = [
     &FMT,
     &CLIPPY_HOST,
     &CLIPPY_KERNEL,
@@ -390,6 +404,7 @@ static TEST_STEPS: [&Step; 8] = [
     &KTEST,
     &KTEST_SOLO,
     &KTEST_SELFTEST,
+    &E2E,
 ];
 
 fn main() {
@@ -408,7 +423,7 @@ fn main() {
         } => {
             let _ = RUN_APPEND.set((append, timeout));
             let mut ctx = Ctx::new(ws, accel);
-            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &KERNEL, &QEMU, &BOOT]);
+            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &KERNEL, &QEMU, &BOOT, &E2E]);
             summarize(&r, &ctx.compiled)
         }
         Cmd::Test {
@@ -441,6 +456,18 @@ fn main() {
             let mut ctx = Ctx::new(ws, accel);
             let r = run_steps(&mut ctx, &steps);
             summarize(&r, &ctx.compiled)
+        }
+        Cmd::Bench {
+            what: BenchWhat::Exits { calls },
+        } => {
+            let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
+            match e2e::bench_exits(&mut ctx, calls) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("bench exits failed: {e}");
+                    1
+                }
+            }
         }
         Cmd::Bench {
             what: BenchWhat::Boot { runs, accel, json },

@@ -338,7 +338,7 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
         loader::GUEST_STACK_TOP,
         [loader::GUEST_SECRETS, bench, GUEST_END, LAUNCH_END],
     );
-    let mut r = Runner {
+    let r = Runner {
         m,
         vcpus: alloc::vec![GuestVcpu {
             apic_id: 0,

@@ -1,0 +1,809 @@
+//! The end-to-end run of the emulated platform (issue 5): build the test guest, compute
+//! the reference values from the image files, boot Vigil with the guest below it, show
+//! each step as it happens, collect the evidence record from the serial port, and run
+//! `vigil-verify` on it.
+//!
+//! Reference values: the launch digest is computed here, from the ELF files, by the rule
+//! of docs/emulated.md (Vigil's non-writable PT_LOAD pages, then the guest's PT_LOAD
+//! pages, each a NORMAL page of the SNP PAGE_INFO chain at its address) - never copied
+//! from the VM's output. The kernel computes the same from what it loaded; the verifier
+//! compares the report's MEASUREMENT with this file.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use object::elf::{FileHeader64, PF_W, PT_LOAD};
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::Endianness;
+use sha2::{Digest, Sha256, Sha384};
+use svsm_abi::evidence;
+use svsm_abi::page_info::{PageInfo, PageType};
+use zerocopy::IntoBytes;
+
+use crate::cargo::stream_lines;
+use crate::error::{Result, XtaskError};
+use crate::paths::{Flavour, KERNEL_TARGET};
+use crate::qemu::{sanitize, Accel, Qemu};
+use crate::steps::{build_kernel, Ctx};
+
+/// The guest steps every run must report `ok`.
+pub const STEPS: [&str; 9] = [
+    "secrets-page",
+    "query-protocol",
+    "pvalidate-4k",
+    "pvalidate-2m",
+    "pvalidate-list",
+    "pvalidate-rescind",
+    "remap-ca",
+    "create-vcpu",
+    "attest",
+];
+/// The attacks every run must report `refused`.
+pub const ATTACKS: [&str; 12] = [
+    "touch-vigil-image",
+    "write-vigil-heap",
+    "write-own-vmsa",
+    "validate-twice",
+    "validate-vigil-memory",
+    "list-crosses-page",
+    "list-in-vigil-memory",
+    "calling-area-crosses-page",
+    "calling-area-in-vigil-memory",
+    "vmsa-vmpl0",
+    "vmsa-forbidden-sev-features",
+    "vmsa-in-vigil-memory",
+];
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> XtaskError + '_ {
+    move |source| XtaskError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Builds the test guest; returns the ELF's path.
+pub fn build_guest(ctx: &mut Ctx) -> Result<PathBuf> {
+    let dir = ctx.ws.target.join("vigil-guest");
+    let d = dir.to_string_lossy().into_owned();
+    ctx.cargo(&[
+        "build",
+        "-p",
+        "vigil-firmware",
+        "--bin",
+        "vigil-test-guest",
+        "--target",
+        KERNEL_TARGET,
+        "--release",
+        "--target-dir",
+        &d,
+    ])?;
+    Ok(dir
+        .join(KERNEL_TARGET)
+        .join("release")
+        .join("vigil-test-guest"))
+}
+
+/// The loaded pages of an ELF: (page address -> 4 KiB contents), from the PT_LOAD
+/// segments that `want(flags)` selects, loaded into zeroed memory.
+pub fn loaded_pages(
+    data: &[u8],
+    want: impl Fn(u32) -> bool,
+) -> std::result::Result<BTreeMap<u64, Vec<u8>>, String> {
+    let hdr = FileHeader64::<Endianness>::parse(data)
+        .map_err(|e| format!("ELF header (offset 0): {e}"))?;
+    let endian = hdr
+        .endian()
+        .map_err(|e| format!("e_ident (offset 5): {e}"))?;
+    let phdrs = hdr
+        .program_headers(endian, data)
+        .map_err(|e| format!("program headers (e_phoff, offset 0x20): {e}"))?;
+    let mut pages: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    for (i, ph) in phdrs.iter().enumerate() {
+        if ph.p_type(endian) != PT_LOAD || !want(ph.p_flags(endian)) || ph.p_memsz(endian) == 0 {
+            continue;
+        }
+        let addr = ph.p_paddr(endian);
+        let memsz = ph.p_memsz(endian);
+        let bytes = ph
+            .data(endian, data)
+            .map_err(|_| format!("program header {i}: file bytes outside the file"))?;
+        let first = addr & !0xfff;
+        let end = (addr + memsz + 0xfff) & !0xfff;
+        for p in (first..end).step_by(4096) {
+            pages.entry(p).or_insert_with(|| vec![0u8; 4096]);
+        }
+        for (j, b) in bytes.iter().enumerate() {
+            let a = addr + j as u64;
+            if let Some(pg) = pages.get_mut(&(a & !0xfff)) {
+                pg[(a & 0xfff) as usize] = *b;
+            }
+        }
+    }
+    Ok(pages)
+}
+
+/// The launch digest of the emulated platform (docs/emulated.md): Vigil's non-writable
+/// PT_LOAD pages, then the guest's PT_LOAD pages, ascending, as NORMAL pages.
+pub fn launch_digest(
+    kernel: &[u8],
+    guest: &[u8],
+) -> std::result::Result<([u8; 48], usize, usize), String> {
+    let k = loaded_pages(kernel, |f| f & PF_W == 0).map_err(|e| format!("kernel: {e}"))?;
+    let g = loaded_pages(guest, |_| true).map_err(|e| format!("guest: {e}"))?;
+    let mut d = [0u8; 48];
+    for (a, p) in k.iter().chain(g.iter()) {
+        let contents: [u8; 48] = Sha384::digest(p).into();
+        let info = PageInfo::new(d, contents, PageType::Normal, *a);
+        d = Sha384::digest(info.as_bytes()).into();
+    }
+    Ok((d, k.len(), g.len()))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// What the guest reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GuestResult {
+    /// Steps that said ok.
+    pub ok: Vec<String>,
+    /// Attacks refused.
+    pub refused: Vec<String>,
+    /// Failures (step or attack, with the reason).
+    pub failures: Vec<String>,
+    /// The summary line's numbers.
+    pub summary: Option<(u32, u32)>,
+}
+
+/// Reads the guest's result lines.
+pub fn parse_guest(lines: &[String]) -> GuestResult {
+    let mut r = GuestResult::default();
+    for l in lines {
+        let Some(rest) = l.strip_prefix("guest: ") else {
+            continue;
+        };
+        if let Some((name, verdict)) = rest.split_once(" ... ") {
+            if let Some(a) = name.strip_prefix("attack ") {
+                if verdict.starts_with("refused") {
+                    r.refused.push(a.to_string());
+                } else {
+                    r.failures.push(format!("attack {a}: {verdict}"));
+                }
+            } else if verdict == "ok" {
+                r.ok.push(name.to_string());
+            } else {
+                r.failures.push(format!("{name}: {verdict}"));
+            }
+        } else if let Some((p, f)) = rest.split_once(" passed, ") {
+            if let (Ok(p), Some(Ok(f))) = (p.parse(), f.strip_suffix(" failed").map(str::parse)) {
+                r.summary = Some((p, f));
+            }
+        }
+    }
+    r
+}
+
+/// Checks a guest result against the expected steps and attacks.
+pub fn judge_guest(r: &GuestResult) -> std::result::Result<(), String> {
+    let mut errs = r.failures.clone();
+    for s in STEPS {
+        if !r.ok.iter().any(|x| x == s)
+            && !r.failures.iter().any(|f| f.starts_with(&format!("{s}:")))
+        {
+            errs.push(format!("step {s}: no result line"));
+        }
+    }
+    for a in ATTACKS {
+        if !r.refused.iter().any(|x| x == a)
+            && !r
+                .failures
+                .iter()
+                .any(|f| f.starts_with(&format!("attack {a}:")))
+        {
+            errs.push(format!("attack {a}: no result line"));
+        }
+    }
+    let counted = (r.ok.len() + r.refused.len()) as u32;
+    match r.summary {
+        None => errs.push("no summary line `guest: N passed, N failed`".into()),
+        Some((p, f)) if p != counted || f as usize != r.failures.len() => errs.push(format!(
+            "summary says {p} passed, {f} failed; the lines say {counted} passed, {} failed",
+            r.failures.len()
+        )),
+        Some(_) => {}
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(errs.join("; "))
+    }
+}
+
+/// Finds and checks the evidence frame; returns the record.
+pub fn extract_record(lines: &[String]) -> std::result::Result<Vec<u8>, String> {
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with(evidence::FRAME_BEGIN))
+        .ok_or("no evidence frame on the serial port")?;
+    let head: Vec<&str> = lines[start].split_whitespace().collect();
+    let (len, sha) = match head.as_slice() {
+        [_, _, len, sha] => (
+            len.parse::<usize>()
+                .map_err(|_| format!("evidence frame: bad length {len:?}"))?,
+            sha.to_string(),
+        ),
+        _ => return Err(format!("evidence frame: bad first line {:?}", lines[start])),
+    };
+    let mut b64 = String::new();
+    let mut ended = false;
+    for l in &lines[start + 1..] {
+        if l == evidence::FRAME_END {
+            ended = true;
+            break;
+        }
+        b64.push_str(l.trim());
+    }
+    if !ended {
+        return Err("evidence frame: no end line".into());
+    }
+    let rec = base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .map_err(|e| format!("evidence frame: base64: {e}"))?;
+    if rec.len() != len {
+        return Err(format!(
+            "evidence frame: {} bytes, header says {len}",
+            rec.len()
+        ));
+    }
+    let got = hex(&Sha256::digest(&rec));
+    if got != sha {
+        return Err(format!("evidence frame: SHA-256 {got}, header says {sha}"));
+    }
+    Ok(rec)
+}
+
+/// The parts of a record.
+#[derive(Default)]
+pub struct Parts {
+    report: Option<Vec<u8>>,
+    certs: Vec<(&'static str, Vec<u8>)>,
+    manifest: Option<Vec<u8>>,
+    log: Option<Vec<u8>>,
+    nonce: Option<Vec<u8>>,
+}
+
+/// Splits a record into its parts (every item checked by the ABI's reader).
+pub fn split_record(rec: &[u8]) -> std::result::Result<Parts, String> {
+    let mut p = Parts::default();
+    for it in evidence::items(rec).map_err(|e| e.to_string())? {
+        let (t, _, b) = it.map_err(|e| e.to_string())?;
+        let b = b.to_vec();
+        match t {
+            evidence::item::REPORT => p.report = Some(b),
+            evidence::item::ARK_PEM => p.certs.push(("ark.pem", b)),
+            evidence::item::ASK_PEM => p.certs.push(("ask.pem", b)),
+            evidence::item::VCEK_PEM => p.certs.push(("vcek.pem", b)),
+            evidence::item::MANIFEST => p.manifest = Some(b),
+            evidence::item::EVENT_LOG => p.log = Some(b),
+            evidence::item::NONCE => p.nonce = Some(b),
+            _ => {}
+        }
+    }
+    Ok(p)
+}
+
+/// One boot of Vigil with the guest.
+pub struct Run {
+    /// Serial lines.
+    pub lines: Vec<String>,
+    /// QEMU status.
+    pub status: Option<i32>,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Killed after the timeout.
+    pub timed_out: bool,
+    /// QEMU's stderr.
+    pub stderr: String,
+}
+
+/// Boots `kernel` with `guest` as its module; echoes Vigil's and the guest's lines.
+pub fn boot(
+    q: &Qemu,
+    kernel: &Path,
+    guest: &Path,
+    append: &str,
+    accel: Accel,
+    timeout: Duration,
+    echo: bool,
+) -> Result<Run> {
+    let mut cmd = Command::new(&q.binary);
+    cmd.args([
+        "-machine",
+        "q35",
+        "-cpu",
+        "max",
+        "-m",
+        "256M",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-accel",
+        accel.arg(),
+    ])
+    .arg("-kernel")
+    .arg(kernel)
+    .arg("-initrd")
+    .arg(guest);
+    if !append.is_empty() {
+        cmd.args(["-append", append]);
+    }
+    let start = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| XtaskError::Spawn {
+            program: q.binary.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = child.stdout.take().map(|out| {
+        let lines = Arc::clone(&lines);
+        std::thread::spawn(move || {
+            let mut in_frame = false;
+            stream_lines(out, |raw| {
+                let l = sanitize(raw);
+                if echo {
+                    if l.starts_with(evidence::FRAME_BEGIN) {
+                        in_frame = true;
+                        println!("    | {l}  (record hidden)");
+                    } else if l == evidence::FRAME_END {
+                        in_frame = false;
+                    } else if !in_frame
+                        && (l.starts_with("guest:")
+                            || l.starts_with("vigil:")
+                            || l.contains("ERROR")
+                            || l.contains("***"))
+                    {
+                        println!("    | {l}");
+                    }
+                }
+                if let Ok(mut v) = lines.lock() {
+                    v.push(l);
+                }
+            })
+        })
+    });
+    let err_reader = child.stderr.take().map(|mut e| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = e.read_to_string(&mut s);
+            s
+        })
+    });
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.code(),
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                timed_out = true;
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(source) => {
+                let _ = child.kill();
+                return Err(XtaskError::Spawn {
+                    program: q.binary.to_string_lossy().into_owned(),
+                    source,
+                });
+            }
+        }
+    };
+    let elapsed = start.elapsed();
+    if let Some(r) = reader {
+        let _ = r.join();
+    }
+    let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
+    let lines = lines.lock().map(|v| v.clone()).unwrap_or_default();
+    Ok(Run {
+        lines,
+        status,
+        elapsed,
+        timed_out,
+        stderr,
+    })
+}
+
+/// Whether KVM can run this (with nested SVM, since Vigil is a hypervisor), and why not.
+pub fn kvm_usable() -> std::result::Result<(), String> {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return Err("/dev/kvm cannot be opened read-write".into());
+    }
+    match std::fs::read_to_string("/sys/module/kvm_amd/parameters/nested") {
+        Ok(s) if matches!(s.trim(), "1" | "Y") => Ok(()),
+        Ok(s) => Err(format!("kvm_amd nested={} (nested SVM off)", s.trim())),
+        Err(_) => Err("kvm_amd is not loaded (no AMD host, or no nested SVM)".into()),
+    }
+}
+
+fn line_after<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
+    lines.iter().find_map(|l| l.strip_prefix(prefix))
+}
+
+/// Judges one run and, with its evidence, runs the verifier. Returns a summary.
+fn judge_run(
+    ctx: &mut Ctx,
+    run: &Run,
+    accel: Accel,
+    refs: &Path,
+    verify: &Path,
+    out: &Path,
+) -> std::result::Result<String, String> {
+    if run.timed_out {
+        return Err(format!(
+            "[{}] killed after the timeout; last lines:\n{}",
+            accel.name(),
+            run.lines[run.lines.len().saturating_sub(12)..].join("\n")
+        ));
+    }
+    let g = parse_guest(&run.lines);
+    judge_guest(&g).map_err(|e| format!("[{}] guest: {e}", accel.name()))?;
+    if run.status != Some(33) {
+        return Err(format!(
+            "[{}] QEMU exited with {:?} (want 33: the guest's 0x10 through Vigil); last lines:\n{}\n{}",
+            accel.name(),
+            run.status,
+            run.lines[run.lines.len().saturating_sub(8)..].join("\n"),
+            run.stderr.trim()
+        ));
+    }
+    let rec = extract_record(&run.lines).map_err(|e| format!("[{}] {e}", accel.name()))?;
+    let parts =
+        split_record(&rec).map_err(|e| format!("[{}] evidence record: {e}", accel.name()))?;
+    let dir = out.join("evidence");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).map_err(|e| e.to_string())?;
+    let write =
+        |p: PathBuf, b: &[u8]| std::fs::write(&p, b).map_err(|e| format!("{}: {e}", p.display()));
+    let (Some(report), Some(manifest), Some(log), Some(nonce)) =
+        (&parts.report, &parts.manifest, &parts.log, &parts.nonce)
+    else {
+        return Err("evidence record lacks the report, manifest, event log or nonce".into());
+    };
+    write(dir.join("report.bin"), report)?;
+    write(dir.join("manifest.bin"), manifest)?;
+    write(dir.join("event-log.bin"), log)?;
+    write(dir.join("nonce.hex"), hex(nonce).as_bytes())?;
+    for (n, b) in &parts.certs {
+        write(certs.join(n), b)?;
+    }
+    let args: Vec<String> = vec![
+        dir.join("report.bin").to_string_lossy().into_owned(),
+        "--certs".into(),
+        certs.to_string_lossy().into_owned(),
+        "--nonce".into(),
+        hex(nonce),
+        "--manifest".into(),
+        dir.join("manifest.bin").to_string_lossy().into_owned(),
+        "--event-log".into(),
+        dir.join("event-log.bin").to_string_lossy().into_owned(),
+        "--refs".into(),
+        refs.to_string_lossy().into_owned(),
+        "--allow-test-root".into(),
+        "--offline".into(),
+    ];
+    println!("    $ vigil-verify {}", args.join(" "));
+    let o = Command::new(verify)
+        .args(&args)
+        .current_dir(&ctx.ws.root)
+        .output()
+        .map_err(|e| format!("{}: {e}", verify.display()))?;
+    for l in String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&o.stderr).lines())
+    {
+        println!("    > {l}");
+    }
+    if !o.status.success() {
+        return Err(format!(
+            "[{}] vigil-verify rejected the evidence (exit {:?})",
+            accel.name(),
+            o.status.code()
+        ));
+    }
+    let events = line_after(&run.lines, "vigil: events: ")
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or("?");
+    let mediated = line_after(&run.lines, "vigil: events: ")
+        .and_then(|s| s.split(", ").nth(1))
+        .unwrap_or("? mediated faults");
+    Ok(format!(
+        "[{}] verified; guest steps {}/{} passed, attacks refused {}/{}, {} event-log records, {}, boot to exit {:.2} s",
+        accel.name(),
+        g.ok.len(),
+        STEPS.len(),
+        g.refused.len(),
+        ATTACKS.len(),
+        events,
+        mediated,
+        run.elapsed.as_secs_f64()
+    ))
+}
+
+/// The step: build, refs, boot (TCG, and KVM where usable), judge, verify.
+pub fn step_e2e(ctx: &mut Ctx) -> Result<String> {
+    println!();
+    let (kernel, facts, _) = build_kernel(ctx, Flavour::Release)?;
+    let guest = build_guest(ctx)?;
+    ctx.cargo(&["build", "-p", "attestation", "--bin", "vigil-verify"])?;
+    let verify = ctx.ws.target.join("debug").join("vigil-verify");
+    let kb = std::fs::read(&kernel).map_err(io(&kernel))?;
+    let gb = std::fs::read(&guest).map_err(io(&guest))?;
+    let (digest, kp, gp) = launch_digest(&kb, &gb).map_err(XtaskError::Check)?;
+    let out = ctx.ws.target.join("vigil-run");
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    let refs = out.join("refs.json");
+    let json = format!(
+        "{{\n  \"schema\": \"vigil-refs/1\",\n  \"launch_digest\": \"{}\",\n  \"policy\": \"0x30000\",\n  \"guest_vmpl\": 2,\n  \"vcpus\": 1,\n  \"platform\": \"emulated\"\n}}\n",
+        hex(&digest)
+    );
+    std::fs::write(&refs, json).map_err(io(&refs))?;
+    println!(
+        "    kernel {} KiB stripped, guest {} KiB; launch digest {} ({kp} Vigil pages + {gp} guest pages) -> {}",
+        facts.size / 1024,
+        gb.len() / 1024,
+        hex(&digest),
+        refs.display()
+    );
+    let q = ctx.qemu()?;
+    let mut accels = vec![Accel::Tcg];
+    let kvm_note = match kvm_usable() {
+        Ok(()) => {
+            accels.push(Accel::Kvm);
+            "KVM: used (nested SVM on)".to_string()
+        }
+        Err(why) => format!("KVM: skipped ({why})"),
+    };
+    let mut parts = Vec::new();
+    let mut errs = Vec::new();
+    for accel in accels {
+        println!("    booting Vigil with the test guest ({}):", accel.name());
+        let run = boot(
+            &q,
+            &kernel,
+            &guest,
+            "",
+            accel,
+            Duration::from_secs(120),
+            true,
+        )?;
+        if let Some(k) = line_after(&run.lines, "vigil: launch digest ")
+            .and_then(|s| s.split_whitespace().next())
+        {
+            if k != hex(&digest) {
+                println!(
+                    "    note: the kernel reports launch digest {k}; the host computed {}",
+                    hex(&digest)
+                );
+            }
+        }
+        match judge_run(ctx, &run, accel, &refs, &verify, &out) {
+            Ok(s) => parts.push(s),
+            Err(e) => errs.push(e),
+        }
+    }
+    println!("    {kvm_note}");
+    if errs.is_empty() {
+        Ok(format!("{}; {kvm_note}", parts.join("; ")))
+    } else {
+        Err(XtaskError::Check(errs.join("\n")))
+    }
+}
+
+/// `cargo xtask bench exits`: one run with the guest's benchmark on.
+pub fn bench_exits(ctx: &mut Ctx, n: u64) -> Result<()> {
+    let (kernel, facts, _) = build_kernel(ctx, Flavour::Release)?;
+    let guest = build_guest(ctx)?;
+    let q = ctx.qemu()?;
+    let run = boot(
+        &q,
+        &kernel,
+        &guest,
+        &format!("bench={n}"),
+        Accel::Tcg,
+        Duration::from_secs(300),
+        false,
+    )?;
+    let b = line_after(&run.lines, "guest: bench ").ok_or_else(|| {
+        XtaskError::Check(format!(
+            "no benchmark line; status {:?}; last lines:\n{}",
+            run.status,
+            run.lines[run.lines.len().saturating_sub(10)..].join("\n")
+        ))
+    })?;
+    println!(
+        "emulated platform benchmark (QEMU TCG, -cpu max; {}):",
+        q.version
+    );
+    println!(
+        "  guest-to-Vigil round trip (VMGEXIT exit to VMRUN back), guest-visible TSC cycles: {b}"
+    );
+    for p in ["vigil: exits: ", "vigil: events: "] {
+        if let Some(l) = line_after(&run.lines, p) {
+            println!("  {}{l}", &p[7..]);
+        }
+    }
+    println!(
+        "  kernel image {} bytes stripped; run {:.2} s wall",
+        facts.size,
+        run.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(String::from).collect()
+    }
+
+    fn full_run() -> String {
+        let mut s = String::new();
+        for st in STEPS {
+            s.push_str(&format!("guest: {st} ... ok\n"));
+        }
+        for a in ATTACKS {
+            s.push_str(&format!(
+                "guest: attack {a} ... refused (INVALID_ADDRESS)\n"
+            ));
+        }
+        s.push_str(&format!(
+            "guest: {} passed, 0 failed\n",
+            STEPS.len() + ATTACKS.len()
+        ));
+        s
+    }
+
+    #[test]
+    fn a_complete_run_passes() {
+        let r = parse_guest(&lines(&full_run()));
+        assert_eq!(judge_guest(&r), Ok(()));
+    }
+
+    #[test]
+    fn an_attack_not_refused_fails_and_is_named() {
+        let s = full_run().replace(
+            "attack vmsa-vmpl0 ... refused (INVALID_ADDRESS)",
+            "attack vmsa-vmpl0 ... NOT REFUSED (SUCCESS)",
+        );
+        let e = judge_guest(&parse_guest(&lines(&s))).unwrap_err();
+        assert!(e.contains("attack vmsa-vmpl0: NOT REFUSED"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_step_or_lying_summary_fails() {
+        let s = full_run().replace("guest: remap-ca ... ok\n", "");
+        let e = judge_guest(&parse_guest(&lines(&s))).unwrap_err();
+        assert!(e.contains("step remap-ca: no result line"), "{e}");
+        assert!(e.contains("summary says"), "{e}");
+        let s = full_run().replace(" passed, 0 failed", " passed, 1 failed");
+        assert!(judge_guest(&parse_guest(&lines(&s))).is_err());
+    }
+
+    fn frame(rec: &[u8]) -> Vec<String> {
+        let mut v = vec![format!(
+            "{} {} {}",
+            evidence::FRAME_BEGIN,
+            rec.len(),
+            hex(&Sha256::digest(rec))
+        )];
+        let b = base64::engine::general_purpose::STANDARD.encode(rec);
+        for c in b.as_bytes().chunks(76) {
+            v.push(String::from_utf8(c.to_vec()).unwrap());
+        }
+        v.push(evidence::FRAME_END.into());
+        v
+    }
+
+    #[test]
+    fn evidence_frames_round_trip_and_damage_is_caught() {
+        let items: [(u16, &[u8]); 2] = [
+            (evidence::item::NONCE, b"n0nce"),
+            (evidence::item::REPORT, &[3u8; 100]),
+        ];
+        let mut rec = vec![0u8; evidence::encoded_len(items.iter().map(|(_, b)| b.len()))];
+        evidence::encode(&items, &mut rec).unwrap();
+        let mut l = vec!["noise".to_string()];
+        l.extend(frame(&rec));
+        let got = extract_record(&l).unwrap();
+        assert_eq!(got, rec);
+        let p = split_record(&got).unwrap();
+        assert_eq!(p.nonce.as_deref(), Some(&b"n0nce"[..]));
+        // One flipped base64 character: the SHA-256 no longer matches.
+        let mut bad = l.clone();
+        let line = bad[2].clone();
+        let flipped: String = line
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == 3 {
+                    if c == 'A' {
+                        'B'
+                    } else {
+                        'A'
+                    }
+                } else {
+                    c
+                }
+            })
+            .collect();
+        bad[2] = flipped;
+        assert!(extract_record(&bad).unwrap_err().contains("SHA-256"));
+        // No end line.
+        let cut = &l[..l.len() - 1];
+        assert!(extract_record(cut).unwrap_err().contains("no end line"));
+    }
+
+    #[test]
+    fn launch_digest_follows_the_page_info_chain() {
+        // A one-segment ELF at 16 MiB with 5 bytes of code.
+        let mut e = vec![0u8; 64 + 56];
+        e[0..4].copy_from_slice(b"\x7fELF");
+        e[4] = 2;
+        e[5] = 1;
+        e[6] = 1;
+        e[0x10] = 2;
+        e[0x12] = 0x3e;
+        e[0x14] = 1;
+        e[0x20..0x28].copy_from_slice(&64u64.to_le_bytes());
+        e[0x34] = 64;
+        e[0x36] = 56;
+        e[0x38] = 1;
+        let ph = 64;
+        e[ph] = 1;
+        e[ph + 4] = 5; // R+X
+        e[ph + 8..ph + 16].copy_from_slice(&120u64.to_le_bytes());
+        e[ph + 0x10..ph + 0x18].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        e[ph + 0x18..ph + 0x20].copy_from_slice(&0x100_0000u64.to_le_bytes());
+        e[ph + 0x20..ph + 0x28].copy_from_slice(&5u64.to_le_bytes());
+        e[ph + 0x28..ph + 0x30].copy_from_slice(&5u64.to_le_bytes());
+        e.extend_from_slice(b"\x90\x90\x90\x90\xc3");
+        let pages = loaded_pages(&e, |_| true).unwrap();
+        assert_eq!(pages.len(), 1);
+        assert_eq!(&pages[&0x100_0000][..5], b"\x90\x90\x90\x90\xc3");
+        let (d, k, g) = launch_digest(&e, &e).unwrap();
+        assert_eq!((k, g), (1, 1));
+        // By hand: two NORMAL pages at the same GPA.
+        let c: [u8; 48] = Sha384::digest(&pages[&0x100_0000]).into();
+        let d1: [u8; 48] =
+            Sha384::digest(PageInfo::new([0; 48], c, PageType::Normal, 0x100_0000).as_bytes())
+                .into();
+        let d2: [u8; 48] =
+            Sha384::digest(PageInfo::new(d1, c, PageType::Normal, 0x100_0000).as_bytes()).into();
+        assert_eq!(d, d2);
+        // Writable segments are not Vigil's measured part.
+        e[ph + 4] = 6;
+        assert!(loaded_pages(&e, |f| f & PF_W == 0).unwrap().is_empty());
+    }
+}

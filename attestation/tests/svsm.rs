@@ -174,3 +174,20 @@ fn manifest_is_parsed_strictly() {
     w[off] = 2;
     assert!(parse_manifest_strict(&w).unwrap_err().contains("version"));
 }
+
+#[test]
+fn native_refs_have_no_launch_digest_and_snp_refs_must() {
+    let native = r#"{"schema": "vigil-refs/1", "launch_digest": "", "policy": "0x30000", "platform": "native"}"#;
+    let r = Refs::from_json(native).unwrap();
+    let snp = native.replace("native", "snp");
+    assert!(Refs::from_json(&snp).unwrap_err().contains("launch_digest"));
+    assert!(Refs::from_json(&native.replace("vigil-refs/1", "vigil-refs/2")).is_err());
+    let v = Verifier::new(TrustStore::builtin().unwrap());
+    let l = log();
+    let m = manifest_for(&l, 2);
+    let mut ev = evidence(b"n", &m, &l, 0);
+    ev.refs = Some(r);
+    let o = v.verify(&ev, &opts(true));
+    assert_eq!(o.check("refs.measurement").unwrap().status, Status::Skip);
+    assert_eq!(o.check("refs.policy").unwrap().status, Status::Pass);
+}

@@ -56,11 +56,12 @@ struct Cli {
     /// Product (Milan, Genoa, Turin); needed for some v2 reports.
     #[arg(long)]
     product: Option<String>,
-    /// Nonce given to the SVSM, hex.
-    #[arg(long, requires = "manifest")]
+    /// Nonce given to the SVSM, hex (with --manifest, or a configfs-tsm folder's
+    /// manifestblob).
+    #[arg(long)]
     nonce: Option<String>,
     /// Services manifest file.
-    #[arg(long, requires = "nonce")]
+    #[arg(long)]
     manifest: Option<PathBuf>,
     /// Vigil event log to replay.
     #[arg(long)]

@@ -226,14 +226,25 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
     // Measurement: Vigil's text+rodata, then the guest image pages.
     let mut digest = [0u8; 48];
     let mut page = [0u8; 4096];
+    let (t0, t1) = (mem.image.text.start, mem.image.rodata.end);
+    let mut image = alloc::vec![0u8; (t1 - t0) as usize];
+    // SAFETY: Vigil's own text and rodata are mapped readable for its whole life and
+    // never written by Rust code; copied once for the measurement.
+    unsafe { core::ptr::copy_nonoverlapping(t0 as *const u8, image.as_mut_ptr(), image.len()) };
+    if !loader::normalize_boot_gdt(&mut image, t0) {
+        log::warn!("emulated: bootstrap GDT not found in rodata: measured as is");
+    }
     let mut kpages = 0u64;
-    for a in (mem.image.text.start..mem.image.rodata.end).step_by(4096) {
-        // SAFETY: Vigil's own text and rodata are mapped readable for its whole life
-        // and never written.
-        unsafe { core::ptr::copy_nonoverlapping(a as *const u8, page.as_mut_ptr(), 4096) };
-        digest = loader::extend_normal(&digest, a, &page);
+    for (i, chunk) in image.chunks(4096).enumerate() {
+        page.fill(0);
+        page[..chunk.len()].copy_from_slice(chunk);
+        digest = loader::extend_normal(&digest, t0 + i as u64 * 4096, &page);
         kpages += 1;
     }
+    log::info!(
+        "emulated: launch digest after Vigil's pages {}",
+        Hex(&digest)
+    );
     let gpages = loader::image_pages(&segs);
     for &a in &gpages {
         km.read(a, &mut page);

@@ -13,10 +13,8 @@ use object::Endianness;
 
 /// `XEN_ELFNOTE_PHYS32_ENTRY`.
 pub const XEN_ELFNOTE_PHYS32_ENTRY: u32 = 18;
-/// Size limit of the stripped kernel image. Raised from 256 KiB when the kernel started
-/// linking the monitor core and its cryptography (P-384, AES-GCM, SHA-2) for the emulated
-/// platform (issue 5): about 320 KiB then.
-pub const MAX_IMAGE_SIZE: u64 = 512 * 1024;
+/// Size limit of the stripped kernel image.
+pub const MAX_IMAGE_SIZE: u64 = 256 * 1024;
 
 /// What the checks found.
 #[derive(Clone, Debug, PartialEq, Eq)]

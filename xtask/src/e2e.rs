@@ -32,7 +32,7 @@ use crate::qemu::{sanitize, Accel, Qemu};
 use crate::steps::{build_kernel, Ctx};
 
 /// The guest steps every run must report `ok`.
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     "secrets-page",
     "query-protocol",
     "pvalidate-4k",
@@ -41,10 +41,11 @@ pub const STEPS: [&str; 9] = [
     "pvalidate-rescind",
     "remap-ca",
     "create-vcpu",
+    "cpuid-policy",
     "attest",
 ];
 /// The attacks every run must report `refused`.
-pub const ATTACKS: [&str; 12] = [
+pub const ATTACKS: [&str; 13] = [
     "touch-vigil-image",
     "write-vigil-heap",
     "write-own-vmsa",
@@ -57,6 +58,7 @@ pub const ATTACKS: [&str; 12] = [
     "vmsa-vmpl0",
     "vmsa-forbidden-sev-features",
     "vmsa-in-vigil-memory",
+    "wrmsr-vm-hsave-pa",
 ];
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> XtaskError + '_ {
@@ -568,6 +570,28 @@ fn judge_run(
             o.status.code()
         ));
     }
+    // Negative control: the same evidence with one bit of the report's MEASUREMENT
+    // flipped must be rejected (the verify step can fail).
+    let mut bad = report.clone();
+    bad[0x90] ^= 1;
+    write(dir.join("report-tampered.bin"), &bad)?;
+    let mut bad_args = args.clone();
+    bad_args[0] = dir
+        .join("report-tampered.bin")
+        .to_string_lossy()
+        .into_owned();
+    let o = Command::new(verify)
+        .args(&bad_args)
+        .current_dir(&ctx.ws.root)
+        .output()
+        .map_err(|e| format!("{}: {e}", verify.display()))?;
+    if o.status.code() != Some(1) {
+        return Err(format!(
+            "[{}] vigil-verify did not reject a report with a flipped MEASUREMENT bit (exit {:?})",
+            accel.name(),
+            o.status.code()
+        ));
+    }
     let events = line_after(&run.lines, "vigil: events: ")
         .and_then(|s| s.split_whitespace().next())
         .unwrap_or("?");
@@ -575,7 +599,7 @@ fn judge_run(
         .and_then(|s| s.split(", ").nth(1))
         .unwrap_or("? mediated faults");
     Ok(format!(
-        "[{}] verified; guest steps {}/{} passed, attacks refused {}/{}, {} event-log records, {}, boot to exit {:.2} s",
+        "[{}] verified (a tampered copy rejected); guest steps {}/{} passed, attacks refused {}/{}, {} event-log records, {}, boot to exit {:.2} s",
         accel.name(),
         g.ok.len(),
         STEPS.len(),

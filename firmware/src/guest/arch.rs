@@ -227,6 +227,39 @@ pub fn probe(addr: u64, write: bool) -> Option<Fault> {
     })
 }
 
+/// WRMSR that reports the fault (#GP) instead of dying.
+pub fn probe_wrmsr(msr: u32, v: u64) -> Option<Fault> {
+    FAULT_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    let faulted: u64;
+    // SAFETY: the WRMSR is expected to fault (Vigil refuses it); if it does not, the
+    // MSR written is one this guest does not rely on. The handler resumes at label 2.
+    unsafe {
+        asm!(
+            "lea rax, [rip + 2f]",
+            "mov [rip + GUEST_RECOVER], rax",
+            "mov eax, {lo:e}",
+            "wrmsr",
+            "xor eax, eax",
+            "2:",
+            "mov qword ptr [rip + GUEST_RECOVER], 0",
+            lo = in(reg) v as u32,
+            in("ecx") msr, in("edx") (v >> 32) as u32,
+            out("rax") faulted, options(nostack)
+        );
+    }
+    (faulted != 0).then(|| Fault {
+        vector: FAULT_VECTOR.load(Ordering::SeqCst),
+        error: FAULT_ERROR.load(Ordering::SeqCst),
+        cr2: FAULT_CR2.load(Ordering::SeqCst),
+    })
+}
+
+/// CPUID (exits to Vigil, answered by its policy).
+pub fn cpuid(leaf: u32) -> (u32, u32, u32, u32) {
+    let r = core::arch::x86_64::__cpuid_count(leaf, 0);
+    (r.eax, r.ebx, r.ecx, r.edx)
+}
+
 #[no_mangle]
 extern "C" fn guest_unexpected_fault(vector: u64, error: u64, rip: u64) -> ! {
     crate::guest::fatal(format_args!(

@@ -309,6 +309,18 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         },
     );
 
+    // 9. CPUID as the policy says: no SVM, no SEV for the guest.
+    let svm = arch::cpuid(0x8000_0001).2 & (1 << 2);
+    let sev = arch::cpuid(0x8000_001f);
+    t.step(
+        "cpuid-policy",
+        if svm == 0 && sev == (0, 0, 0, 0) {
+            Ok(())
+        } else {
+            Err("SVM or SEV visible to the guest")
+        },
+    );
+
     // Attacks.
     t.attack(
         "touch-vigil-image",
@@ -403,6 +415,15 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
                 .rax,
             result::ERR_INVALID_ADDRESS,
         ),
+    );
+
+    t.attack(
+        "wrmsr-vm-hsave-pa",
+        match arch::probe_wrmsr(0xc001_0117, VIGIL_HEAP) {
+            Some(f) if f.vector == 13 => Ok("#GP"),
+            Some(_) => Err("a fault, but not #GP"),
+            None => Err("the write succeeded"),
+        },
     );
 
     // Attestation with a fresh nonce, last, so that the log it binds holds the attacks.

@@ -187,6 +187,13 @@ fn load_elf(what: &str, data: &[u8]) -> Result<(u64, Vec<Segment>)> {
                 format!("{paddr:#x} is not 4 KiB aligned"),
             ));
         }
+        if paddr.checked_add(memsz).is_none_or(|e| e > 1 << 52) {
+            return Err(Error::format(
+                format!("{what} ELF program header {i}: p_memsz"),
+                at + 0x28,
+                format!("{paddr:#x}+{memsz:#x} is beyond the 52-bit physical address space"),
+            ));
+        }
         if filesz > memsz {
             return Err(Error::format(
                 format!("{what} ELF program header {i}: p_filesz"),

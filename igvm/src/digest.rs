@@ -170,9 +170,9 @@ pub fn measure(seed: Digest384, ops: &[PageOp<'_>], want_log: bool) -> crate::Re
 
 /// Split `data` (a multiple of 4 KiB) into NORMAL page operations starting at `gpa`.
 pub fn normal_pages(gpa: u64, data: &[u8]) -> impl Iterator<Item = PageOp<'_>> {
-    data.chunks(PAGE_SIZE)
-        .enumerate()
-        .map(move |(i, c)| PageOp::normal(gpa + (i * PAGE_SIZE) as u64, Cow::Borrowed(c)))
+    data.chunks(PAGE_SIZE).enumerate().map(move |(i, c)| {
+        PageOp::normal(gpa.wrapping_add((i * PAGE_SIZE) as u64), Cow::Borrowed(c))
+    })
 }
 
 /// `count` unhashed pages of `page_type` from `gpa`.
@@ -182,7 +182,7 @@ pub fn unhashed_pages<'a>(
     page_type: PageType,
 ) -> impl Iterator<Item = PageOp<'a>> {
     (0..size.div_ceil(PAGE_SIZE as u64))
-        .map(move |i| PageOp::unhashed(gpa + i * PAGE_SIZE as u64, page_type))
+        .map(move |i| PageOp::unhashed(gpa.wrapping_add(i * PAGE_SIZE as u64), page_type))
 }
 
 #[cfg(test)]

@@ -77,6 +77,10 @@ impl Platform {
     }
 }
 
+/// Largest parameter area accepted (64 MiB): the size is read from the file and each
+/// 4 KiB of it becomes a measured page.
+pub const MAX_PARAMETER_AREA: u64 = 64 << 20;
+
 /// The loader rules of an IGVM measurement.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoaderRules {
@@ -266,6 +270,13 @@ pub fn measure_parsed(
                         p.gpa, p.parameter_area_index
                     ))
                 })?;
+                // The size comes from the file: bound it before expanding it into pages.
+                if *size > MAX_PARAMETER_AREA || p.gpa.checked_add(*size).is_none() {
+                    return Err(Error::Invalid(format!(
+                        "PARAMETER_INSERT at GPA {:#x}: parameter area {} of {size:#x} bytes is larger than {MAX_PARAMETER_AREA:#x} or wraps",
+                        p.gpa, p.parameter_area_index
+                    )));
+                }
                 ops.extend(digest::unhashed_pages(p.gpa, *size, PageType::Unmeasured));
             }
             IgvmDirectiveHeader::SnpVpContext {
@@ -386,7 +397,9 @@ fn zero_page_types(dirs: &[&IgvmDirectiveHeader], rule: ZeroRule) -> HashMap<usi
                     } => {
                         let key = (*gpa, u32::from(*flags), u32::from(data_type.0));
                         let continues = last.is_some_and(|(g, f, t)| {
-                            g + PAGE_SIZE as u64 == key.0 && f == key.1 && t == key.2
+                            g.checked_add(PAGE_SIZE as u64) == Some(key.0)
+                                && f == key.1
+                                && t == key.2
                         });
                         if !continues {
                             flush(&mut region, has_data, &mut out);

@@ -234,7 +234,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                     gpa,
                     number_of_bytes,
                     ..
-                } => required.push((*gpa, *gpa + u64::from(*number_of_bytes))),
+                } => required.push((*gpa, gpa.saturating_add(u64::from(*number_of_bytes)))),
                 IgvmDirectiveHeader::ParameterArea {
                     number_of_bytes,
                     parameter_area_index,
@@ -325,7 +325,8 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                     }
                     if data.is_empty() {
                         if between_dataless
-                            && last_page.is_some_and(|(_, g)| g + PAGE_SIZE as u64 == *gpa)
+                            && last_page
+                                .is_some_and(|(_, g)| g.checked_add(PAGE_SIZE as u64) == Some(*gpa))
                         {
                             push(
                                 Severity::Warning,
@@ -342,8 +343,18 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                 }
                 IgvmDirectiveHeader::ParameterInsert(p) => {
                     let size = areas.get(&p.parameter_area_index).copied().unwrap_or(0);
-                    for k in 0..size.div_ceil(PAGE_SIZE as u64) {
-                        claim(p.gpa + k * PAGE_SIZE as u64, "parameter area", &mut push);
+                    if size > igvm_measure::MAX_PARAMETER_AREA || p.gpa.checked_add(size).is_none()
+                    {
+                        push(
+                            Severity::Error,
+                            "param-size",
+                            Some(i),
+                            format!("parameter area {} of {size:#x} bytes at {:#x} is too large or wraps", p.parameter_area_index, p.gpa),
+                        );
+                    } else {
+                        for k in 0..size.div_ceil(PAGE_SIZE as u64) {
+                            claim(p.gpa + k * PAGE_SIZE as u64, "parameter area", &mut push);
+                        }
                     }
                     between_dataless = last_page.is_some();
                 }

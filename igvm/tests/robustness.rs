@@ -1,0 +1,99 @@
+//! Hostile inputs: mutated and truncated IGVM files and OVMF images never panic the
+//! reader, `measure`, `inspect` or `lint`; they give Ok or a typed error. (The
+//! cargo-fuzz target fuzz/fuzz_targets/igvm_reader.rs explores further.)
+
+mod common;
+
+use proptest::prelude::*;
+use vigil_igvm::builder::{self, BuildConfig, Firmware, Profile};
+use vigil_igvm::igvm_measure::{measure_file, LoaderRules, Platform};
+use vigil_igvm::ovmf::Ovmf;
+
+fn small_file() -> Vec<u8> {
+    builder::build(&BuildConfig {
+        profile: Profile::QemuKvm,
+        kernel: common::test_kernel(),
+        firmware: Firmware::Elf(common::test_guest()),
+        snp: true,
+        native: true,
+        vcpus: 1,
+        guest_vmpl: 2,
+        policy: b"p".to_vec(),
+        guest_policy: 0x30000,
+        sev_features: 1,
+    })
+    .unwrap()
+    .bytes
+}
+
+/// Recompute the header checksum so that mutations reach past the CRC check (the CRC
+/// covers the fixed header, checksum field zeroed, and the variable headers).
+fn fix_checksum(d: &mut [u8]) {
+    if d.len() < 24 {
+        return;
+    }
+    let off = u32::from_le_bytes(d[8..12].try_into().unwrap()) as usize;
+    let size = u32::from_le_bytes(d[12..16].try_into().unwrap()) as usize;
+    let Some(end) = off.checked_add(size).filter(|e| *e <= d.len() && off >= 24) else {
+        return;
+    };
+    d[20..24].fill(0);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&d[..24]);
+    h.update(&d[off..end]);
+    let c = h.finalize();
+    d[20..24].copy_from_slice(&c.to_le_bytes());
+}
+
+fn exercise(d: &[u8]) {
+    let _ = vigil_igvm::reader::scan(d);
+    let _ = vigil_igvm::inspect::inspect(d);
+    let _ = vigil_igvm::lint::lint(d);
+    let _ = measure_file(d, Platform::Snp, &LoaderRules::default(), true);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn mutated_igvm_headers_do_not_panic(edits in proptest::collection::vec((0usize..4096, any::<u8>()), 1..8)) {
+        let mut d = small_file();
+        // Mostly the header area, where the structure is.
+        for (at, v) in edits {
+            let i = at % d.len().min(4096);
+            d[i] = v;
+        }
+        exercise(&d);
+        fix_checksum(&mut d);
+        exercise(&d);
+    }
+
+    #[test]
+    fn checksum_fix_makes_the_unmutated_file_parse(_x in 0u8..1) {
+        let mut d = small_file();
+        d[20] ^= 0xff;
+        prop_assert!(vigil_igvm::reader::parse(&d).is_err());
+        fix_checksum(&mut d);
+        prop_assert!(vigil_igvm::reader::parse(&d).is_ok());
+    }
+
+    #[test]
+    fn truncated_igvm_does_not_panic(len in 0usize..200_000) {
+        let d = small_file();
+        exercise(&d[..len.min(d.len())]);
+    }
+
+    #[test]
+    fn mutated_ovmf_footer_does_not_panic(edits in proptest::collection::vec((0usize..4096, any::<u8>()), 1..12)) {
+        let mut o = common::fixture("ovmf_AmdSev_suffix.bin");
+        for (at, v) in edits {
+            // Bias toward the footer table and metadata at the end.
+            let i = 4095 - (at % 1024);
+            o[i] = v;
+        }
+        if let Ok(f) = Ovmf::parse("OVMF", o, 1 << 32) {
+            let _ = f.sev_es_reset_eip("OVMF");
+            let _ = f.sev_hashes_table_gpa("OVMF");
+        }
+    }
+}

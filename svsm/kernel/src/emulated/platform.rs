@@ -394,4 +394,129 @@ mod tests {
         assert!(GuestMemory::read(&mut p, Gpa(MIB), &mut b).is_err());
         assert!(GuestMemory::write(&mut p, Gpa(48 * MIB - 2), &b).is_err());
     }
+
+    /// The monitor core on this platform, driven by SVSM calls as the guest makes them:
+    /// the nested tables follow the monitor's page state (validate -> mapped, VMSA ->
+    /// unmapped, refusals leave them alone) and never map Vigil's memory.
+    #[test]
+    fn monitor_calls_drive_the_nested_tables() {
+        use monitor::{CallOutcome, Monitor, MonitorConfig};
+        use svsm_abi::calling_area::SvsmRegs;
+        use svsm_abi::core_protocol::{call, result, SVSM_CORE_PROTOCOL};
+        use svsm_abi::pvalidate::PvalidateEntry;
+        use zerocopy::IntoBytes;
+
+        let mut p = plat();
+        p.launch_validate(16 * MIB, 18 * MIB).unwrap();
+        let caa = 17 * MIB + 0x4000;
+        let mut m = Monitor::new(
+            p,
+            MonitorConfig {
+                ram_size: 48 * MIB,
+                vigil_base: Gpa(0),
+                vigil_size: 16 * MIB,
+                boot_apic_id: 0,
+                boot_caa: Gpa(caa),
+                prevalidated: (16 * MIB..18 * MIB)
+                    .step_by(4096)
+                    .map(|a| (Gpa(a), PageSize::Size4K))
+                    .collect(),
+                vmpck0: [7; 32],
+                policy: monitor::policy::Policy::default(),
+            },
+        )
+        .unwrap();
+        let list = 17 * MIB + 0x2_0000;
+        let call_with = |m: &mut Monitor<EmuPlatform<Ram>>, c: u32, rcx: u64, rdx: u64, r8: u64| {
+            m.platform_mut().write(Gpa(caa), &[1]).unwrap();
+            let mut r = SvsmRegs {
+                rax: SvsmRegs::rax_for(SVSM_CORE_PROTOCOL, c),
+                rcx,
+                rdx,
+                r8,
+                r9: 0,
+            };
+            assert_eq!(m.handle_request(0, &mut r), CallOutcome::Handled);
+            r.rax
+        };
+        let write_list = |m: &mut Monitor<EmuPlatform<Ram>>, e: &[PvalidateEntry]| {
+            let mut b = vec![0u8; 8 + 8 * e.len()];
+            b[0..2].copy_from_slice(&(e.len() as u16).to_le_bytes());
+            for (i, x) in e.iter().enumerate() {
+                b[8 + 8 * i..16 + 8 * i].copy_from_slice(&x.0.to_le_bytes());
+            }
+            m.platform_mut().write(Gpa(list), &b).unwrap();
+        };
+        // Validate two pages: mapped read/write/execute for the guest, zeroed.
+        m.platform_mut().write(Gpa(20 * MIB), &[0xee; 8]).unwrap();
+        write_list(
+            &mut m,
+            &[
+                PvalidateEntry::new((20 * MIB) >> 12, false, true, false),
+                PvalidateEntry::new((20 * MIB + 0x1000) >> 12, false, true, false),
+            ],
+        );
+        assert_eq!(
+            call_with(&mut m, call::PVALIDATE, list, 0, 0),
+            result::SUCCESS
+        );
+        let full = Some(NptPerm {
+            write: true,
+            exec: true,
+        });
+        assert_eq!(m.platform_mut().npt.lookup(20 * MIB), full);
+        let mut b = [0xffu8; 8];
+        m.platform_mut().read(Gpa(20 * MIB), &mut b).unwrap();
+        assert_eq!(b, [0; 8], "a validated page reaches the guest zeroed");
+        // Validating Vigil's memory is refused and maps nothing.
+        write_list(
+            &mut m,
+            &[PvalidateEntry::new(MIB >> 12, false, true, false)],
+        );
+        assert_eq!(
+            call_with(&mut m, call::PVALIDATE, list, 0, 0),
+            result::ERR_INVALID_ADDRESS
+        );
+        assert_eq!(m.platform_mut().npt.lookup(MIB), None);
+        // CREATE_VCPU: the VMSA page leaves the guest's nested tables, the vCPU is queued.
+        let vmsa = svsm_abi::vmsa::Vmsa {
+            vmpl: 2,
+            sev_features: svsm_abi::vmsa::SevFeatures::SNP_ACTIVE.bits(),
+            efer: 1 << 12,
+            ..zerocopy::FromZeros::new_zeroed()
+        };
+        m.platform_mut()
+            .write(Gpa(20 * MIB), vmsa.as_bytes())
+            .unwrap();
+        assert_eq!(
+            call_with(&mut m, call::CREATE_VCPU, 20 * MIB, 20 * MIB + 0x1000, 1),
+            result::SUCCESS
+        );
+        assert_eq!(m.platform_mut().npt.lookup(20 * MIB), None);
+        assert_eq!(m.platform().ap_requests.len(), 1);
+        assert_eq!(m.platform().ap_requests[0].apic_id, 1);
+        // Rescind: unmapped.
+        write_list(
+            &mut m,
+            &[PvalidateEntry::new(
+                (18 * MIB - 0x1000) >> 12,
+                false,
+                false,
+                false,
+            )],
+        );
+        assert_eq!(
+            call_with(&mut m, call::PVALIDATE, list, 0, 0),
+            result::SUCCESS
+        );
+        assert_eq!(m.platform_mut().npt.lookup(18 * MIB - 0x1000), None);
+        // Nothing of Vigil's is mapped, at any point.
+        for a in (0..16 * MIB).step_by(4096) {
+            assert_eq!(
+                m.platform_mut().npt.lookup(a),
+                None,
+                "Vigil page {a:#x} mapped"
+            );
+        }
+    }
 }

@@ -241,6 +241,27 @@ pub fn scan(d: &[u8]) -> Result<Vec<HeaderLoc>> {
     Ok(out)
 }
 
+/// Recompute the fixed header's CRC32 in place (over the fixed header with the checksum
+/// field zeroed, then the variable headers), for tools and fuzzers that edit a file's
+/// headers. Does nothing if the header fields do not describe a header section inside
+/// `d`.
+pub fn recompute_checksum(d: &mut [u8]) {
+    if d.len() < 24 {
+        return;
+    }
+    let off = u32_at(d, 8) as usize;
+    let size = u32_at(d, 12) as usize;
+    let Some(end) = off.checked_add(size).filter(|e| *e <= d.len() && off >= 24) else {
+        return;
+    };
+    d[20..24].fill(0);
+    let mut h = crc32fast::Hasher::new();
+    h.update(&d[..24]);
+    h.update(&d[off..end]);
+    let c = h.finalize();
+    d[20..24].copy_from_slice(&c.to_le_bytes());
+}
+
 /// Parse an IGVM file: [`scan`] first, then the `igvm` crate (all platforms).
 pub fn parse(d: &[u8]) -> Result<(IgvmFile, Vec<HeaderLoc>)> {
     let locs = scan(d)?;

@@ -606,3 +606,53 @@ pub fn verify_file(
     }
     Ok((block, bad))
 }
+
+/// Read an ID authentication structure (4096 bytes) for `block`, as produced by
+/// [`id_auth_bytes`] or by other tools (sev-snp-measure's snp-create-id-block).
+pub fn parse_id_auth(block: IdBlock, auth: &[u8]) -> Result<SignedIdBlock> {
+    if auth.len() != 0x1000 {
+        return Err(Error::format(
+            "ID auth",
+            0,
+            format!("length {:#x} != 0x1000", auth.len()),
+        ));
+    }
+    let u32_at = |o: usize| u32::from_le_bytes([auth[o], auth[o + 1], auth[o + 2], auth[o + 3]]);
+    let sig_at = |o: usize| -> Result<Signature> {
+        let mut s = IGVM_VHS_SNP_ID_BLOCK_SIGNATURE {
+            r_comp: [0; 72],
+            s_comp: [0; 72],
+        };
+        s.r_comp.copy_from_slice(&auth[o..o + 72]);
+        s.s_comp.copy_from_slice(&auth[o + 72..o + 144]);
+        sig_from_igvm(&s).map_err(|e| Error::format("ID auth: signature", o as u64, e.to_string()))
+    };
+    let key_at = |o: usize| -> Result<PubKey> {
+        PubKey::read_from_bytes(&auth[o..o + 0x404])
+            .map_err(|_| Error::format("ID auth: public key", o as u64, "size"))
+    };
+    if u32_at(0) != ALGO_ECDSA_P384_SHA384 {
+        return Err(Error::format(
+            "ID auth: id_key_algo",
+            0,
+            format!("{} is not ECDSA P-384 (1)", u32_at(0)),
+        ));
+    }
+    let author = match u32_at(4) {
+        0 => None,
+        ALGO_ECDSA_P384_SHA384 => Some((key_at(0x880)?, sig_at(0x680)?)),
+        other => {
+            return Err(Error::format(
+                "ID auth: auth_key_algo",
+                4,
+                format!("{other} is not 0 or 1"),
+            ))
+        }
+    };
+    Ok(SignedIdBlock {
+        block,
+        id_key: key_at(0x240)?,
+        id_sig: sig_at(0x40)?,
+        author,
+    })
+}

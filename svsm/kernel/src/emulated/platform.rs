@@ -25,7 +25,7 @@ use monitor::platform::{
 };
 
 use super::npt::{Npt, NptPerm};
-use super::psp::EmuPsp;
+use monitor::soft_psp::SoftPsp;
 
 /// Byte access to the guest's RAM (in the kernel: identity-mapped pointers).
 pub trait RawMem {
@@ -67,7 +67,7 @@ pub struct EmuPlatform<M: RawMem> {
     /// vCPU requests for the run loop.
     pub ap_requests: Vec<ApRequest>,
     /// The PSP.
-    pub psp: EmuPsp,
+    pub psp: SoftPsp,
     /// Set by `terminate`.
     pub terminated: Option<TermReason>,
 }
@@ -80,7 +80,7 @@ impl<M: RawMem> EmuPlatform<M> {
         end: u64,
         vigil: (u64, u64),
         guest_vmpl: u8,
-        psp: EmuPsp,
+        psp: SoftPsp,
     ) -> Self {
         Self {
             mem,
@@ -283,7 +283,7 @@ mod tests {
     }
 
     fn plat() -> EmuPlatform<Ram> {
-        let psp = EmuPsp::new([[1; 32]; 4], [0; 48]).unwrap();
+        let psp = super::super::psp::new_psp([[1; 32]; 4], [0; 48]).unwrap();
         EmuPlatform::new(
             Ram(vec![0; 32 << 20]),
             16 * MIB,

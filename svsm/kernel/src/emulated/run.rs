@@ -21,7 +21,7 @@ use zerocopy::{FromBytes, FromZeros, IntoBytes};
 use super::loader::{self, GUEST_BASE, GUEST_END, LAUNCH_END, VIGIL_END};
 use super::platform::{EmuPlatform, RawMem};
 use super::policy::{self, MsrAction};
-use super::psp::{self, EmuPsp};
+use super::psp;
 use super::svm;
 use super::vcpu::{self, GuestVcpu};
 use super::ExitStats;
@@ -281,7 +281,7 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
     secrets.svsm_guest_vmpl = policy.guest_vmpl;
     km.write(loader::GUEST_SECRETS, secrets.as_bytes());
 
-    let psp = match EmuPsp::new(vmpck, digest) {
+    let psp = match psp::new_psp(vmpck, digest) {
         Ok(p) => p,
         Err(e) => fail(format_args!("emulated PSP: {e:?}")),
     };

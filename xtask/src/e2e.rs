@@ -32,16 +32,18 @@ use crate::qemu::{sanitize, Accel, Qemu};
 use crate::steps::{build_kernel, Ctx};
 
 /// The guest steps every run must report `ok`.
-pub const STEPS: [&str; 10] = [
+pub const STEPS: [&str; 12] = [
     "secrets-page",
     "query-protocol",
     "pvalidate-4k",
     "pvalidate-2m",
     "pvalidate-list",
     "pvalidate-rescind",
+    "revalidate-zeroed",
     "remap-ca",
     "create-vcpu",
     "cpuid-policy",
+    "delete-vcpu",
     "attest",
 ];
 /// The attacks every run must report `refused`.

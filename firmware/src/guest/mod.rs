@@ -269,6 +269,24 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         },
     );
 
+    // 6b. Validate it again: it must come back zeroed, not with the 0xab written before
+    // (invariant 3, the remap attack on earlier SVSMs).
+    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_4K, false, true)]);
+    let mut again = [0xffu8; 16];
+    if rax == result::SUCCESS {
+        read_bytes(PAGE_4K, &mut again);
+    }
+    t.step(
+        "revalidate-zeroed",
+        if rax != result::SUCCESS {
+            Err(result_name(rax))
+        } else if again != [0; 16] {
+            Err("old contents visible after re-validation")
+        } else {
+            Ok(())
+        },
+    );
+
     // 7. REMAP_CA to a page of the list; later calls use it.
     let rax = s.remap_ca(NEW_CAA);
     let q = s.query(SVSM_CORE_PROTOCOL, 1);
@@ -423,6 +441,18 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
             Some(f) if f.vector == 13 => Ok("#GP"),
             Some(_) => Err("a fault, but not #GP"),
             None => Err("the write succeeded"),
+        },
+    );
+
+    // DELETE_VCPU: the second vCPU goes, its VMSA page comes back to the guest.
+    let rax = s.call(regs::delete_vcpu(VMSA)).rax;
+    let back = probe(VMSA, true);
+    t.step(
+        "delete-vcpu",
+        match (rax, back) {
+            (result::SUCCESS, None) => Ok(()),
+            (result::SUCCESS, Some(_)) => Err("the VMSA page did not come back"),
+            _ => Err(result_name(rax)),
         },
     );
 

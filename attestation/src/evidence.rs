@@ -14,9 +14,9 @@ use svsm_abi::attest_protocol::{
     self as ap, parse_manifest, ManifestHeader, VigilServiceData, VIGIL_SERVICE_DATA_VERSION,
     VIGIL_SERVICE_GUID,
 };
-use svsm_abi::event_log::{self, kind, LaunchPayload};
+use svsm_abi::event_log::{self, kind, AttestPayload, LaunchPayload};
 use svsm_abi::report::AttestationReport;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::verify::{Evidence, Status};
 
@@ -214,31 +214,71 @@ pub fn checks(add: &mut dyn FnMut(&str, Status, String), r: &AttestationReport, 
         manifest_parsed.as_ref().and_then(|p| p.vigil),
     ) {
         (Some(log), Some(v)) => {
-            let mut first_kind = None;
+            // The head covers records 0..record_count-1; record number record_count,
+            // if present, is the ATTEST call's own record (docs/protocols.md), which
+            // must carry this report's REPORT_DATA; later records are not bound.
+            let mut idx = 0u64;
+            let mut head = event_log::H0;
+            let mut bound_head = (v.record_count == 0).then_some(event_log::H0);
+            let mut attest: Option<(u16, Option<AttestPayload>)> = None;
             let res = event_log::replay(log, |h, p| {
-                if first_kind.is_none() {
-                    first_kind = Some(h.kind);
-                    if h.kind == kind::LAUNCH {
-                        launch = LaunchPayload::read_from_bytes(p).ok();
-                    }
+                if idx == 0 && h.kind == kind::LAUNCH {
+                    launch = LaunchPayload::read_from_bytes(p).ok();
+                }
+                let mut rec = h.as_bytes().to_vec();
+                rec.extend_from_slice(p);
+                head = event_log::extend(&head, &rec);
+                idx += 1;
+                if idx == v.record_count {
+                    bound_head = Some(head);
+                }
+                if idx == v.record_count + 1 {
+                    attest = Some((h.kind, AttestPayload::read_from_bytes(p).ok()));
                 }
             });
-            match res {
-                Err(e) => add("svsm.event_log", Status::Fail, format!("event log: {e:?}")),
-                Ok((n, head)) => {
-                    if n == v.record_count && head == v.log_head {
-                        add(
-                            "svsm.event_log",
-                            Status::Pass,
-                            format!(
-                                "replayed {n} records; head {} = manifest",
-                                hex::encode(&head[..8])
-                            ),
-                        );
-                    } else {
-                        add("svsm.event_log", Status::Fail, format!("replayed {n} records to head {}, manifest says {} records, head {}", hex::encode(head), v.record_count, hex::encode(v.log_head)));
-                    }
-                }
+            match (res, bound_head) {
+                (Err(e), _) => add("svsm.event_log", Status::Fail, format!("event log: {e:?}")),
+                (Ok((n, _)), None) => add(
+                    "svsm.event_log",
+                    Status::Fail,
+                    format!("log has {n} records, the manifest binds {}", v.record_count),
+                ),
+                (Ok(_), Some(h)) if h != v.log_head => add(
+                    "svsm.event_log",
+                    Status::Fail,
+                    format!(
+                        "head after {} records is {}, the manifest says {}",
+                        v.record_count,
+                        hex::encode(h),
+                        hex::encode(v.log_head)
+                    ),
+                ),
+                (Ok((n, _)), Some(h)) => match attest {
+                    None => add(
+                        "svsm.event_log",
+                        Status::Pass,
+                        format!("replayed {n} records; head {} = manifest", hex::encode(&h[..8])),
+                    ),
+                    Some((kind::ATTEST, Some(a))) if a.report_data == r.report_data => add(
+                        "svsm.event_log",
+                        Status::Pass,
+                        format!(
+                            "replayed {n} records; head after {} = manifest ({}); record {} is this ATTEST call with the report's REPORT_DATA; {} later record(s) not bound by this report",
+                            v.record_count,
+                            hex::encode(&h[..8]),
+                            v.record_count,
+                            n - v.record_count - 1
+                        ),
+                    ),
+                    Some(_) => add(
+                        "svsm.event_log",
+                        Status::Fail,
+                        format!(
+                            "record {} (after the bound head) is not an ATTEST record carrying this report's REPORT_DATA",
+                            v.record_count
+                        ),
+                    ),
+                },
             }
         }
         (Some(_), None) => add(

@@ -121,6 +121,8 @@ pub struct Found {
     pub certs: Vec<Cert>,
     /// A CRL, if a file held one.
     pub crl: Option<Vec<u8>>,
+    /// Files skipped, with the reason (documentation, private keys, reports).
+    pub skipped: Vec<String>,
 }
 
 fn looks_like_crl(bytes: &[u8]) -> bool {
@@ -132,8 +134,9 @@ fn looks_like_crl(bytes: &[u8]) -> bool {
 }
 
 /// Loads every certificate in a folder (PEM or DER, any file name; a KDS `cert_chain`
-/// holds two). A CRL in the folder is taken as the CRL, a raw report (0x4A0 bytes) is
-/// skipped. Any other file is an error, so
+/// holds two). A CRL in the folder is taken as the CRL; a raw report (0x4A0 bytes),
+/// `.md`/`.txt` files and PKCS#8 private keys are skipped and listed. Any other file is an
+/// error, so
 /// that garbage is named rather than skipped.
 pub fn load_cert_dir(dir: &Path) -> Result<Found, InputError> {
     let mut found = Found::default();
@@ -154,7 +157,26 @@ pub fn load_cert_dir(dir: &Path) -> Result<Found, InputError> {
         }
         // A report kept beside its certificates (as in testdata) is not a certificate.
         if bytes.len() == svsm_abi::report::REPORT_SIZE && !bytes.starts_with(&[0x30]) {
+            found
+                .skipped
+                .push(format!("{}: attestation report", p.display()));
             continue;
+        }
+        // Documentation and private keys (the test-root folder holds both) are named
+        // and skipped; anything else that is not a certificate is an error.
+        let ext = p.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if matches!(ext, "md" | "txt") {
+            found
+                .skipped
+                .push(format!("{}: documentation", p.display()));
+            continue;
+        }
+        {
+            use der::Decode;
+            if pkcs8::PrivateKeyInfo::from_der(&bytes).is_ok() {
+                found.skipped.push(format!("{}: private key", p.display()));
+                continue;
+            }
         }
         found.certs.extend(
             parse_blob(&bytes, &p.display().to_string())

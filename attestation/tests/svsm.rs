@@ -191,3 +191,47 @@ fn native_refs_have_no_launch_digest_and_snp_refs_must() {
     assert_eq!(o.check("refs.measurement").unwrap().status, Status::Skip);
     assert_eq!(o.check("refs.policy").unwrap().status, Status::Pass);
 }
+
+/// Evidence written by the monitor's simulated machine (testdata/sim-evidence/README.md).
+#[test]
+fn evidence_from_the_monitor_sim_verifies_with_both_logs() {
+    let d = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sim-evidence");
+    let f = |n: &str| read(&format!("{d}/{n}"));
+    let nonce = hex::decode(String::from_utf8(f("nonce.hex")).unwrap().trim()).unwrap();
+    let v = Verifier::new(TrustStore::builtin().unwrap());
+    for log in ["log.bin", "log-full.bin"] {
+        let ev = Evidence {
+            report: f("report.bin"),
+            certs: test_chain(),
+            nonce: Some(nonce.clone()),
+            manifest: Some(f("manifest.bin")),
+            event_log: Some(f(log)),
+            ..Default::default()
+        };
+        let o = v.verify(&ev, &opts(true));
+        for c in &o.checks {
+            assert_ne!(c.status, Status::Fail, "{log}: {}: {}", c.name, c.detail);
+        }
+        assert!(o.verified() && o.test_root);
+        assert_eq!(o.check("svsm.event_log").unwrap().status, Status::Pass);
+    }
+    // The ATTEST record after the bound head must carry this report's REPORT_DATA.
+    let mut full = f("log-full.bin");
+    let n = full.len();
+    full[n - 1] ^= 1;
+    let ev = Evidence {
+        report: f("report.bin"),
+        certs: test_chain(),
+        nonce: Some(nonce),
+        manifest: Some(f("manifest.bin")),
+        event_log: Some(full),
+        ..Default::default()
+    };
+    assert_eq!(
+        v.verify(&ev, &opts(true))
+            .check("svsm.event_log")
+            .unwrap()
+            .status,
+        Status::Fail
+    );
+}

@@ -159,6 +159,9 @@ fn run(cli: &Cli) -> Result<bool, String> {
     let mut crl = None;
     if let Some(d) = &cli.certs {
         let f = inputs::load_cert_dir(d).map_err(input_err)?;
+        for s in &f.skipped {
+            eprintln!("vigil-verify: note: skipped {s}");
+        }
         shared.extend(f.certs);
         crl = f.crl;
     }

@@ -183,6 +183,21 @@ fn hex_base64_batch_and_test_root() {
             && out.contains("WARNING")
             && out.contains("NOT come from AMD hardware")
     );
+    // The test-root folder itself: README and private keys are named and skipped.
+    let (c, out, err) = run(&[
+        t.to_str().unwrap(),
+        "--certs",
+        ROOT,
+        "--offline",
+        "--allow-test-root",
+    ]);
+    assert_eq!(c, 0, "{out}");
+    assert!(
+        err.contains("skipped")
+            && err.contains("vcek-key.pk8.der: private key")
+            && err.contains("README.md"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -431,7 +431,7 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
     let overlaps_vigil = |base: u64, size: u64| base < L::VIGIL_END && base + size > L::VIGIL_START;
     match &cfg.firmware {
         Firmware::Ovmf(data) => {
-            let ovmf = Ovmf::parse("OVMF", data.clone(), FOUR_GB)?;
+            let ovmf = Ovmf::parse("OVMF", data.as_slice(), FOUR_GB)?;
             bp.fw_start = ovmf.gpa();
             bp.fw_size = data.len() as u64;
             bp.fw_entry = 0xFFFF_FFF0;

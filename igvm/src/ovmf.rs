@@ -13,6 +13,7 @@
 //! as hostile input (it may come from anyone who wants a digest computed): every length
 //! is bounds-checked and every error names the structure, the field and its byte offset.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use crate::{Error, Result};
@@ -103,8 +104,8 @@ pub struct MetadataSection {
 
 /// A parsed firmware image.
 #[derive(Clone, Debug)]
-pub struct Ovmf {
-    data: Vec<u8>,
+pub struct Ovmf<'a> {
+    data: Cow<'a, [u8]>,
     gpa: u64,
     table: BTreeMap<[u8; 16], (usize, Vec<u8>)>,
     metadata: Vec<MetadataSection>,
@@ -116,10 +117,11 @@ fn u32_at(data: &[u8], off: usize) -> Option<u32> {
         .map(u32::from_le_bytes)
 }
 
-impl Ovmf {
+impl<'a> Ovmf<'a> {
     /// Parse `data` as a firmware image loaded so that it ends at `end_gpa`
     /// (4 GiB for OVMF). `name` prefixes error messages ("OVMF", "SVSM").
-    pub fn parse(name: &str, data: Vec<u8>, end_gpa: u64) -> Result<Self> {
+    pub fn parse(name: &str, data: impl Into<Cow<'a, [u8]>>, end_gpa: u64) -> Result<Self> {
+        let data = data.into();
         if data.is_empty() || !data.len().is_multiple_of(4096) {
             return Err(Error::format(
                 format!("{name} image: file size"),

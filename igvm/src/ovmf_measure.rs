@@ -214,7 +214,7 @@ fn metadata_ops<'a>(
 
 /// Compute the launch digest for `p`. `want_log` asks for the per-page log (SNP modes).
 pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
-    let ovmf = Ovmf::parse("OVMF", p.ovmf.clone(), FOUR_GB)?;
+    let ovmf = Ovmf::parse("OVMF", p.ovmf.as_slice(), FOUR_GB)?;
     match p.mode {
         Mode::SnpOvmfHash => {
             let ops: Vec<PageOp> = digest::normal_pages(ovmf.gpa(), ovmf.data()).collect();
@@ -275,7 +275,7 @@ pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
             }
             let svsm_data = p
                 .svsm
-                .clone()
+                .as_deref()
                 .ok_or_else(|| Error::Invalid("snp:svsm mode needs --svsm".into()))?;
             let end = ovmf.gpa().checked_sub(p.vars_size).ok_or_else(|| {
                 Error::Invalid(format!(
@@ -333,7 +333,7 @@ pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
 
 /// The VMSA pages the measurement of `p` includes, in order (for `--dump-vmsa`).
 pub fn vmsa_pages(p: &OvmfParams) -> Result<Vec<Vec<u8>>> {
-    let ovmf = Ovmf::parse("OVMF", p.ovmf.clone(), FOUR_GB)?;
+    let ovmf = Ovmf::parse("OVMF", p.ovmf.as_slice(), FOUR_GB)?;
     let n = p.vcpus as usize;
     Ok(match p.mode {
         Mode::Sev | Mode::SnpOvmfHash => Vec::new(),
@@ -360,7 +360,7 @@ pub fn vmsa_pages(p: &OvmfParams) -> Result<Vec<Vec<u8>>> {
         Mode::SnpSvsm => {
             let svsm_data = p
                 .svsm
-                .clone()
+                .as_deref()
                 .ok_or_else(|| Error::Invalid("snp:svsm mode needs --svsm".into()))?;
             let end = ovmf.gpa().saturating_sub(p.vars_size);
             let svsm = Ovmf::parse("SVSM", svsm_data, end)?;

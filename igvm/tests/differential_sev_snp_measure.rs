@@ -360,3 +360,47 @@ fn fixtures_snp_kernel_and_svsm_modes() {
     assert!(ok);
     assert_ne!(us_default, py_out);
 }
+
+#[test]
+fn dump_vmsa_files_are_identical() {
+    let Some(py) = sev_snp_measure() else {
+        println!("SKIPPED: sev-snp-measure not installed (pip install sev-snp-measure)");
+        return;
+    };
+    let amd = fixture("ovmf_AmdSev_suffix.bin");
+    for vmm in ["QEMU", "ec2", "gce"] {
+        let a = s(&[
+            "--mode",
+            "snp",
+            "--vcpus",
+            "3",
+            "--vcpu-type",
+            "EPYC-Genoa",
+            "--vmm-type",
+            vmm,
+            "--ovmf",
+            &amd,
+            "--guest-features",
+            "0x21",
+            "--dump-vmsa",
+        ]);
+        let (d_py, d_us) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let run_in = |cmd: &[String], dir: &Path| {
+            let o = Command::new(&cmd[0])
+                .args(&cmd[1..])
+                .args(&a)
+                .current_dir(dir)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        };
+        run_in(&py, d_py.path());
+        run_in(&ours(), d_us.path());
+        for i in 0..3 {
+            let f = format!("vmsa{i}.bin");
+            let x = std::fs::read(d_py.path().join(&f)).unwrap();
+            assert_eq!(x.len(), 4096);
+            assert_eq!(x, std::fs::read(d_us.path().join(&f)).unwrap(), "{vmm} {f}");
+        }
+    }
+}

@@ -61,6 +61,8 @@ pub struct Cert {
     pub fingerprint: [u8; 32],
     /// Where it came from (file name, table entry, KDS URL).
     pub source: String,
+    /// Role, decided once from the content.
+    role: Role,
 }
 
 /// The role a certificate plays, decided from its content.
@@ -108,13 +110,16 @@ impl Cert {
         let start = usize::try_from(r.position()).map_err(perr)?;
         let _ = outer;
         let tbs = r.tlv_bytes().map_err(perr)?;
-        Ok(Cert {
+        let mut c = Cert {
             der: der.to_vec(),
             parsed,
             tbs: (start, tbs.len()),
             fingerprint: Sha256::digest(der).into(),
             source: source.to_string(),
-        })
+            role: Role::Other,
+        };
+        c.role = c.compute_role();
+        Ok(c)
     }
 
     /// The TBSCertificate bytes exactly as received.
@@ -135,6 +140,10 @@ impl Cert {
     /// Role from content: self-signed names make a root; an EC P-384 key with CN
     /// SEV-VCEK/SEV-VLEK a leaf; RSA keys with CN SEV-VLEK-* / SEV-* intermediates.
     pub fn role(&self) -> Role {
+        self.role
+    }
+
+    fn compute_role(&self) -> Role {
         let tbs = &self.parsed.tbs_certificate;
         let cn = self.subject_cn().unwrap_or_default();
         let ec = tbs.subject_public_key_info.algorithm.oid == oids::EC_PUBLIC_KEY;

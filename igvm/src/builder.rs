@@ -14,6 +14,7 @@
 //! | 0x007F_D000 | SNP secrets page | PAGE_DATA (SECRETS, no data) | SNP |
 //! | 0x007F_E000 | SNP CPUID page (QEMU fills it from KVM's CPUID) | PAGE_DATA (CPUID_DATA, no data) | SNP |
 //! | 0x0010_0000 - 0x0080_0000 | the Vigil region (kernel + the pages above) | REQUIRED_MEMORY | both |
+//! | test guest segments, OVMF metadata ranges | guest RAM that must exist | REQUIRED_MEMORY | as their pages |
 //! | 4 GiB - size .. 4 GiB | OVMF image | PAGE_DATA (data) | both |
 //! | OVMF SEV metadata ranges | SEC memory, secrets, CPUID, CAA, kernel-hashes pages of OVMF, as data-less pages (Vigil fills the guest's secrets and CPUID pages itself, never with VMPCK0) | PAGE_DATA (no data) | SNP |
 //! | ELF PT_LOAD p_paddr | test guest (instead of OVMF) | PAGE_DATA | both |
@@ -428,6 +429,7 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
     // Firmware.
     let mut fw_dirs: Vec<IgvmDirectiveHeader> = Vec::new();
     let mut fw_meta_dirs: Vec<IgvmDirectiveHeader> = Vec::new();
+    let mut guest_ram: Vec<(u64, u32, u32)> = Vec::new();
     let overlaps_vigil = |base: u64, size: u64| base < L::VIGIL_END && base + size > L::VIGIL_START;
     match &cfg.firmware {
         Firmware::Ovmf(data) => {
@@ -472,6 +474,7 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
                     });
                 }
                 if cfg.snp {
+                    guest_ram.push((base, s.size, MASK_SNP));
                     for p in 0..size / PAGE_SIZE as u64 {
                         fw_meta_dirs.push(page_data(
                             base + p * PAGE_SIZE as u64,
@@ -495,6 +498,14 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
                     )));
                 }
                 segment_pages(s, both, &mut fw_dirs);
+                let size =
+                    u32::try_from(s.memsz.next_multiple_of(PAGE_SIZE as u64)).map_err(|_| {
+                        Error::Invalid(format!(
+                            "firmware segment {:#x}+{:#x} is larger than 4 GiB",
+                            s.paddr, s.memsz
+                        ))
+                    })?;
+                guest_ram.push((s.paddr, size, both));
             }
             bp.fw_start = start;
             bp.fw_size = end - start;
@@ -568,6 +579,15 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
         number_of_bytes: (L::VIGIL_END - L::VIGIL_START) as u32,
         vtl2_protectable: false,
     });
+    // The guest's pages outside the firmware ROM window must be RAM too.
+    for (base, size, mask) in guest_ram {
+        dirs.push(IgvmDirectiveHeader::RequiredMemory {
+            gpa: base,
+            compatibility_mask: mask,
+            number_of_bytes: size,
+            vtl2_protectable: false,
+        });
+    }
     if cfg.snp {
         let v = boot_vmsa(entry, L::BOOT_PARAMS, cfg.sev_features);
         let sev = igvm::snp_defs::SevVmsa::read_from_bytes(v.as_bytes())

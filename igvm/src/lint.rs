@@ -15,7 +15,7 @@
 //! - a page at the VMSA GPA; an unaligned page; a 2 MiB page (not supported here);
 //! - an SNP platform without guest policy, or a policy with reserved bit 17 clear.
 //!
-//! Warnings: pages of a platform outside every REQUIRED_MEMORY range below the 4 GiB
+//! Warnings: a VMSA before pages (KVM measures it last, the igvm crate in place), pages of a platform outside every REQUIRED_MEMORY range below the 4 GiB
 //! firmware window (the loader then creates memory for them), shared pages in an SNP
 //! file, directives between data-less pages of one run (QEMU's region coalescing then
 //! decides their page type), the SNP policy's debug bit, an ID block whose launch digest
@@ -225,6 +225,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
         let mut areas: HashMap<u32, u64> = HashMap::new();
         let mut last_page: Option<(usize, u64)> = None;
         let mut between_dataless = false;
+        let mut outside: Vec<(usize, u64)> = Vec::new();
         for (i, h) in dirs.iter().enumerate() {
             if !igvm_measure::applies(h, mask) {
                 continue;
@@ -316,12 +317,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                         && below_fw
                         && !required.iter().any(|(s, e)| (*s..*e).contains(gpa))
                     {
-                        push(
-                            Severity::Warning,
-                            "outside-required-memory",
-                            Some(i),
-                            format!("page at {gpa:#x} is outside every REQUIRED_MEMORY range"),
-                        );
+                        outside.push((i, *gpa));
                     }
                     if data.is_empty() {
                         if between_dataless
@@ -364,6 +360,25 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                     vmsa,
                     ..
                 } if snp => {
+                    let later_page = dirs[i + 1..].iter().any(|h| {
+                        igvm_measure::applies(h, mask)
+                            && matches!(
+                                h,
+                                IgvmDirectiveHeader::PageData { .. }
+                                    | IgvmDirectiveHeader::ParameterInsert(_)
+                            )
+                    });
+                    if later_page {
+                        push(
+                            Severity::Warning,
+                            "vmsa-order",
+                            Some(i),
+                            format!(
+                                "VMSA of vCPU {vp_index} comes before pages: KVM measures it after all pages, \
+                                 the igvm crate in place, so their digests differ"
+                            ),
+                        );
+                    }
                     if *gpa != KVM_VMSA_GPA {
                         push(
                             Severity::Error,
@@ -380,6 +395,26 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                 }
                 _ => between_dataless = last_page.is_some(),
             }
+        }
+        // One warning per run of consecutive pages outside REQUIRED_MEMORY.
+        let mut k = 0;
+        while k < outside.len() {
+            let (first, start) = outside[k];
+            let mut n = 1u64;
+            while k + (n as usize) < outside.len()
+                && outside[k + n as usize].1 == start.wrapping_add(n * PAGE_SIZE as u64)
+            {
+                n += 1;
+            }
+            push(
+                Severity::Warning,
+                "outside-required-memory",
+                Some(first),
+                format!(
+                    "{n} page(s) from {start:#x} are outside every REQUIRED_MEMORY range (platform mask {mask:#x})"
+                ),
+            );
+            k += n as usize;
         }
     }
     if let Some(m) = snp_mask {
@@ -413,6 +448,19 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
             }
         }
     }
+    // A directive that applies to two platforms is checked twice: report it once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|f| {
+        seen.insert((
+            f.code,
+            f.directive,
+            f.message
+                .split(" (platform mask")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ))
+    });
     out
 }
 

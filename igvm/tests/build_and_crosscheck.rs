@@ -108,6 +108,8 @@ fn agrees_with_igvm_crate_under_its_rules() {
         Firmware::Elf(common::test_guest()),
     ] {
         let a = builder::build(&cfg(fw)).unwrap();
+        // Every build lints clean: no error and no warning.
+        assert_eq!(vigil_igvm::lint::lint(&a.bytes).unwrap(), vec![]);
         let (f, _) = reader::parse(&a.bytes).unwrap();
         let ours = measure_parsed(&f, &crate_rules(), false).unwrap();
         assert_eq!(ours.measurement.digest, crate_digest(&f));

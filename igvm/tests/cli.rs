@@ -378,6 +378,15 @@ fn lint_reports_qemu_refusals_with_exit_1() {
         data_type: igvm_defs::IgvmPageDataType::NORMAL,
         data: vec![],
     });
+    for k in 0..3u64 {
+        dirs.push(IgvmDirectiveHeader::PageData {
+            gpa: 0x2000_0000 + k * 4096,
+            compatibility_mask: 3,
+            flags: Default::default(),
+            data_type: igvm_defs::IgvmPageDataType::NORMAL,
+            data: vec![1; 4096],
+        });
+    }
     let nf = igvm::IgvmFile::new(
         igvm::IgvmRevision::V1,
         f.platforms().to_vec(),
@@ -398,6 +407,18 @@ fn lint_reports_qemu_refusals_with_exit_1() {
     assert!(codes.contains(&"vmsa-gpa"), "{codes:?}");
     assert!(codes.contains(&"vmsa-whitelist"), "{codes:?}");
     assert!(codes.contains(&"overlap"), "{codes:?}");
+    // The extra page comes after the VMSA: KVM and the igvm crate would measure differently.
+    assert!(codes.contains(&"vmsa-order"), "{codes:?}");
+    // Three pages outside REQUIRED_MEMORY for two platforms: one warning for the run.
+    let outside: Vec<_> = findings
+        .iter()
+        .filter(|f| f["code"] == "outside-required-memory")
+        .collect();
+    assert_eq!(outside.len(), 1, "{outside:?}");
+    assert!(outside[0]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("3 page(s) from 0x20000000"));
     let wl = findings
         .iter()
         .find(|f| f["code"] == "vmsa-whitelist")

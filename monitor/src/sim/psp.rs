@@ -16,11 +16,17 @@ pub fn test_vmpcks() -> [[u8; 32]; 4] {
 const TEST_VCEK_KEY: &[u8] =
     include_bytes!("../../../attestation/testdata/test-root/vcek-key.pk8.der");
 
-/// The test VCEK signing key.
+/// The test VCEK signing key (parsed once: deriving its public half costs a scalar
+/// multiplication, which would dominate launching a simulated VM).
 pub fn test_signing_key() -> SigningKey {
     use p384::pkcs8::DecodePrivateKey;
-    // A file committed next to the code, not input: a failure here is a bug.
-    SigningKey::from_pkcs8_der(TEST_VCEK_KEY).expect("the committed test VCEK key is PKCS#8 P-384")
+    static KEY: std::sync::OnceLock<SigningKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        // A file committed next to the code, not input: a failure here is a bug.
+        SigningKey::from_pkcs8_der(TEST_VCEK_KEY)
+            .expect("the committed test VCEK key is PKCS#8 P-384")
+    })
+    .clone()
 }
 
 /// A PSP with the test VMPCKs and key.

@@ -98,6 +98,7 @@ pub struct Monitor<P: Platform> {
     pub(crate) vigil_base: Gpa,
     pub(crate) vigil_size: u64,
     pub(crate) deposited: alloc::vec::Vec<(Gpa, PageSize)>,
+    pub(crate) dispatched: u64,
 }
 
 impl<P: Platform> Monitor<P> {
@@ -156,6 +157,7 @@ impl<P: Platform> Monitor<P> {
             vigil_base: cfg.vigil_base,
             vigil_size: cfg.vigil_size,
             deposited: alloc::vec::Vec::new(),
+            dispatched: 0,
         };
         let launch = svsm_abi::event_log::LaunchPayload {
             svsm_base: cfg.vigil_base.0,
@@ -208,6 +210,10 @@ impl<P: Platform> Monitor<P> {
     pub fn vigil_range(&self) -> (Gpa, u64) {
         (self.vigil_base, self.vigil_size)
     }
+    /// Calls that reached the dispatcher (each appends exactly one log record).
+    pub fn calls_dispatched(&self) -> u64 {
+        self.dispatched
+    }
     /// Why the monitor terminated, if it did.
     pub fn terminated(&self) -> Option<TermReason> {
         self.terminated
@@ -253,6 +259,29 @@ impl<P: Platform> Monitor<P> {
         self.handle_call(apic_id, regs)
     }
 
+    /// Serves one entry of vCPU `apic_id` into Vigil: reads its call registers, handles
+    /// the request (calling-area handshake included), writes the results back and
+    /// switches back to the guest. A vCPU Vigil cannot read or resume ends the VM.
+    pub fn serve(&mut self, apic_id: u32) -> CallOutcome {
+        if let Some(r) = self.terminated {
+            return CallOutcome::Terminated(r);
+        }
+        let Ok(mut regs) = self.p.guest_regs(apic_id) else {
+            return self.fatal(TermReason::HostInconsistent);
+        };
+        let o = self.handle_request(apic_id, &mut regs);
+        if let CallOutcome::Terminated(_) = o {
+            return o;
+        }
+        if o == CallOutcome::Handled && self.p.set_guest_regs(apic_id, &regs).is_err() {
+            return self.fatal(TermReason::HostInconsistent);
+        }
+        if self.p.run_guest(apic_id).is_err() {
+            return self.fatal(TermReason::HostRefused);
+        }
+        o
+    }
+
     /// Dispatches one call (without the calling-area handshake).
     pub fn handle_call(&mut self, apic_id: u32, regs: &mut SvsmRegs) -> CallOutcome {
         if let Some(r) = self.terminated {
@@ -262,6 +291,7 @@ impl<P: Platform> Monitor<P> {
             vmpl: self.guest_vmpl.get(),
             apic_id,
         };
+        self.dispatched += 1;
         protocol::dispatch(self, caller, regs)
     }
 }

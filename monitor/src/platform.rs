@@ -5,6 +5,7 @@
 //! GHCB), `emulated` (the kernel as hypervisor) and [`crate::sim`] (host tests).
 use crate::addr::{Gpa, PageSize, Vmpl};
 use crate::memory::GuestMemory;
+use svsm_abi::calling_area::SvsmRegs;
 
 bitflags::bitflags! {
     /// RMP permissions of a lower VMPL on a page (RMPADJUST RDX bits 7:0).
@@ -151,4 +152,21 @@ pub trait Platform: GuestMemory {
     /// Ask the host to terminate the VM. On hardware this does not return; the sim
     /// records it and the monitor refuses every further call.
     fn terminate(&mut self, reason: TermReason);
+    /// Reads the SVSM call registers (RAX, RCX, RDX, R8, R9) the lower-VMPL vCPU
+    /// `apic_id` left (on SNP: from its VMSA, which only VMPL0 can read).
+    fn guest_regs(&mut self, apic_id: u32) -> Result<SvsmRegs, VcpuError>;
+    /// Writes the call's results back into that vCPU's registers.
+    fn set_guest_regs(&mut self, apic_id: u32, regs: &SvsmRegs) -> Result<(), VcpuError>;
+    /// Switches back to the lower VMPL on vCPU `apic_id` (on SNP: the GHCB "run VMPL"
+    /// request; on `emulated`: VMRUN).
+    fn run_guest(&mut self, apic_id: u32) -> Result<(), VcpuError>;
+}
+
+/// A vCPU register or switch operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VcpuError {
+    /// No such vCPU.
+    UnknownVcpu(u32),
+    /// The host refused to switch.
+    Host(HostError),
 }

@@ -327,3 +327,34 @@ fn a_guest_cannot_write_its_calling_area_into_vigil() {
     assert!(v.guest_write(VIGIL, &[1]).is_err());
     check(&v).unwrap();
 }
+
+#[test]
+fn host_refusing_to_resume_the_guest_terminates() {
+    let mut v = vm();
+    v.mach_mut().hv.mode = HostMode::RefuseAll;
+    // The call itself is handled; switching back to the guest is refused.
+    let (o, _) = v.call(
+        SvsmRegs::rax_for(0, call::QUERY_PROTOCOL),
+        1 << 32 | 1,
+        0,
+        0,
+    );
+    assert_eq!(o, CallOutcome::Terminated(TermReason::HostRefused));
+    assert_terminated(&v, TermReason::HostRefused);
+    check(&v).unwrap();
+}
+
+#[test]
+fn results_are_written_back_into_the_guest_registers() {
+    let mut v = vm();
+    let (o, r) = v.call(
+        SvsmRegs::rax_for(0, call::QUERY_PROTOCOL),
+        1 << 32 | 1,
+        0,
+        0,
+    );
+    assert_eq!(o, CallOutcome::Handled);
+    let saved = v.mach().regs[&0];
+    assert_eq!((saved.rax, saved.rcx), (SUCCESS, 1 << 32 | 1));
+    assert_eq!(r, saved);
+}

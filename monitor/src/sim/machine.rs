@@ -9,11 +9,12 @@ use crate::ghcb::{
 };
 use crate::memory::{GuestMemory, MemError};
 use crate::platform::{
-    ApOp, HostError, Perms, Platform, PscRequest, PvalidateOutcome, RmpError, TermReason,
+    ApOp, HostError, Perms, Platform, PscRequest, PvalidateOutcome, RmpError, TermReason, VcpuError,
 };
 use std::boxed::Box;
 use std::collections::HashMap;
 use std::vec::Vec;
+use svsm_abi::calling_area::SvsmRegs;
 use svsm_abi::ghcb::PSC_MAX_ENTRIES;
 use zerocopy::IntoBytes;
 
@@ -48,6 +49,8 @@ pub struct SimMachine {
     pub reads: u64,
     /// Page-state changes Vigil itself asked for (invariant 1: never on its memory).
     pub vigil_psc: Vec<PscRequest>,
+    /// The lower-VMPL call registers of each vCPU (the sim's stand-in for the VMSAs).
+    pub regs: HashMap<u32, SvsmRegs>,
     /// Vigil's memory (base, size), so that the machine notices when the host takes it.
     pub vigil_range: (u64, u64),
     /// The host changed the state of a page of Vigil's memory.
@@ -68,6 +71,7 @@ impl SimMachine {
             race: None,
             reads: 0,
             vigil_psc: Vec::new(),
+            regs: HashMap::new(),
             vigil_range: (0, 0),
             vigil_lost: false,
             ghcb_gpa: Gpa(ram_size),
@@ -307,5 +311,35 @@ impl Platform for SimMachine {
     fn terminate(&mut self, reason: TermReason) {
         self.exits.terminate += 1;
         self.terminated = Some(reason);
+    }
+
+    fn guest_regs(&mut self, apic_id: u32) -> Result<SvsmRegs, VcpuError> {
+        self.regs
+            .get(&apic_id)
+            .copied()
+            .ok_or(VcpuError::UnknownVcpu(apic_id))
+    }
+
+    fn set_guest_regs(&mut self, apic_id: u32, regs: &SvsmRegs) -> Result<(), VcpuError> {
+        match self.regs.get_mut(&apic_id) {
+            Some(r) => {
+                *r = *regs;
+                Ok(())
+            }
+            None => Err(VcpuError::UnknownVcpu(apic_id)),
+        }
+    }
+
+    fn run_guest(&mut self, apic_id: u32) -> Result<(), VcpuError> {
+        // Vigil's switch back to the guest is one run-VMPL exit.
+        self.exits.run_vmpl += 1;
+        if self.hv.mode == super::hypervisor::HostMode::RefuseAll {
+            return Err(VcpuError::Host(HostError::Refused(0)));
+        }
+        if self.regs.contains_key(&apic_id) {
+            Ok(())
+        } else {
+            Err(VcpuError::UnknownVcpu(apic_id))
+        }
     }
 }

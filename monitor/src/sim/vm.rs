@@ -138,11 +138,15 @@ impl SimVm {
             let gv = self.gv();
             let _ = self.mach_mut().guest_write(gv, caa, &[1]);
         }
-        self.mach_mut().exits.run_vmpl += 2;
-        let was_dead = self.m.terminated().is_some();
-        let o = self.m.handle_request(apic_id, &mut regs);
-        if !was_dead && o != CallOutcome::NotPending {
-            self.dispatched += 1;
+        // The guest's switch to VMPL0 is one run-VMPL exit; Vigil's switch back (in
+        // `Monitor::serve`) is the other.
+        self.mach_mut().exits.run_vmpl += 1;
+        self.mach_mut().regs.insert(apic_id, regs);
+        let before = self.m.calls_dispatched();
+        let o = self.m.serve(apic_id);
+        self.dispatched += self.m.calls_dispatched() - before;
+        if let Some(r) = self.mach().regs.get(&apic_id) {
+            regs = *r;
         }
         (o, regs)
     }

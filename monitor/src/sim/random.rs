@@ -226,12 +226,17 @@ pub fn apply(vm: &mut SimVm, s: Step) {
             vm.call(core(call::CONFIGURE_VTOM), s.c, 0, 0);
         }
         14 => {
-            // Attestation: signing is the slowest step, so it is rarer.
-            if s.a.is_multiple_of(4) {
+            // Attestation: signing is the slowest step, so it is rarer (unless the host
+            // was just made hostile, to exercise the guest-request checks).
+            if s.a.is_multiple_of(4) || hostile {
                 let req = svsm_abi::attest_protocol::AttestServicesRequest {
                     report_gpa: 0x23000,
                     report_size: if s.b.is_multiple_of(5) { 16 } else { 4096 },
-                    nonce_gpa: page(s.c).0,
+                    nonce_gpa: if s.c.is_multiple_of(4) {
+                        page(s.c).0
+                    } else {
+                        0x21000
+                    },
                     nonce_size: (s.b % 80) as u16,
                     manifest_gpa: 0x22000,
                     manifest_size: 4096,

@@ -153,13 +153,21 @@ pub trait Platform: GuestMemory {
     /// records it and the monitor refuses every further call.
     fn terminate(&mut self, reason: TermReason);
     /// Reads the SVSM call registers (RAX, RCX, RDX, R8, R9) the lower-VMPL vCPU
-    /// `apic_id` left (on SNP: from its VMSA, which only VMPL0 can read).
-    fn guest_regs(&mut self, apic_id: u32) -> Result<SvsmRegs, VcpuError>;
-    /// Writes the call's results back into that vCPU's registers.
-    fn set_guest_regs(&mut self, apic_id: u32, regs: &SvsmRegs) -> Result<(), VcpuError>;
+    /// `apic_id` left (on SNP: from its VMSA, which only VMPL0 can read). A backend
+    /// that passes registers to `Monitor::handle_request` itself need not implement it;
+    /// the default refuses, and `Monitor::serve` then terminates.
+    fn guest_regs(&mut self, apic_id: u32) -> Result<SvsmRegs, VcpuError> {
+        Err(VcpuError::Unsupported(apic_id))
+    }
+    /// Writes the call's results back into that vCPU's registers (default: refused).
+    fn set_guest_regs(&mut self, apic_id: u32, _regs: &SvsmRegs) -> Result<(), VcpuError> {
+        Err(VcpuError::Unsupported(apic_id))
+    }
     /// Switches back to the lower VMPL on vCPU `apic_id` (on SNP: the GHCB "run VMPL"
-    /// request; on `emulated`: VMRUN).
-    fn run_guest(&mut self, apic_id: u32) -> Result<(), VcpuError>;
+    /// request; on `emulated`: VMRUN) (default: refused).
+    fn run_guest(&mut self, apic_id: u32) -> Result<(), VcpuError> {
+        Err(VcpuError::Unsupported(apic_id))
+    }
 }
 
 /// A vCPU register or switch operation failed.
@@ -167,6 +175,8 @@ pub trait Platform: GuestMemory {
 pub enum VcpuError {
     /// No such vCPU.
     UnknownVcpu(u32),
+    /// The backend does not offer this operation (it drives `handle_request` itself).
+    Unsupported(u32),
     /// The host refused to switch.
     Host(HostError),
 }

@@ -212,16 +212,40 @@ pub fn scan(d: &[u8]) -> Result<Vec<HeaderLoc>> {
             }
             T::IGVM_VHT_PARAMETER_AREA => (Some(body + 12), u64_at(d, body) as usize),
             T::IGVM_VHT_VP_CONTEXT => (Some(body + 12), 0x1000),
+            // CoRIM document/signature: {mask, reserved, file_offset, size_bytes}.
+            T::IGVM_VHT_CORIM_DOCUMENT | T::IGVM_VHT_CORIM_SIGNATURE if length >= 16 => {
+                (Some(body + 8), u32_at(d, body + 12) as usize)
+            }
             _ => (None, 0),
         };
+        // A VP context always has data: the igvm crate subtracts the data-section start
+        // from its offset even when it is 0 (found by the igvm_reader fuzz target).
+        if T(base) == T::IGVM_VHT_VP_CONTEXT && u32_at(d, body + 12) == 0 {
+            return Err(Error::format(
+                format!(
+                    "IGVM variable header {} (type {typ:#x}): file_offset",
+                    out.len()
+                ),
+                (body + 12) as u64,
+                "0: a VP context needs its register data",
+            ));
+        }
         if let Some(at) = data_off_at {
             let fo = u32_at(d, at) as usize;
             // The igvm crate reads a whole 4 KiB page (also for 2 MiB pages) or the whole
             // parameter area; it subtracts the data-section start from the offset, so an
             // offset below it must be refused here.
-            let need = data_len
-                .min(0x1000)
-                .max(usize::from(T(base) == T::IGVM_VHT_PARAMETER_AREA) * data_len);
+            let whole = matches!(
+                T(base),
+                T::IGVM_VHT_PARAMETER_AREA
+                    | T::IGVM_VHT_CORIM_DOCUMENT
+                    | T::IGVM_VHT_CORIM_SIGNATURE
+            );
+            let need = if whole {
+                data_len
+            } else {
+                data_len.min(0x1000)
+            };
             if fo != 0 && (fo < end || fo.checked_add(need).is_none_or(|e| e > len)) {
                 return Err(Error::format(
                     format!("IGVM variable header {} (type {typ:#x}): file_offset", out.len()),

@@ -83,3 +83,24 @@ proptest! {
         }
     }
 }
+
+/// Regression: the igvm_reader fuzz target's first crash. A VP_CONTEXT header with
+/// file_offset 0 made the `igvm` crate subtract past zero (panic in debug builds); the
+/// reader now refuses it with the field and offset.
+#[test]
+fn fuzz_crash_vp_context_offset_zero() {
+    let d = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/fuzz-crash-vp-context-offset-0.igvm"
+    ))
+    .unwrap();
+    let mut fixed = d.clone();
+    if d.first().is_some_and(|b| b & 1 == 1) {
+        vigil_igvm::reader::recompute_checksum(&mut fixed);
+    }
+    for input in [&d, &fixed] {
+        exercise(input);
+    }
+    let e = vigil_igvm::reader::parse(&fixed).unwrap_err().to_string();
+    assert!(e.contains("file_offset"), "{e}");
+}

@@ -1,6 +1,8 @@
 //! Reading the in-kernel test output (the contract of svsm/kernel/src/ktest/mod.rs) and
 //! judging runs.
 
+use std::time::Duration;
+
 use crate::qemu::{
     describe_status, BootOutcome, STATUS_FATAL, STATUS_SUCCESS, STATUS_TESTS_FAILED,
 };
@@ -115,17 +117,31 @@ pub fn judge_suite(o: &BootOutcome) -> Result<Report, String> {
 pub struct SoloExpectation {
     /// The `ktest=` name.
     pub name: &'static str,
-    /// Required QEMU status.
-    pub status: i32,
+    /// Required QEMU status; `None`: the run must hang and be killed after `timeout`.
+    pub status: Option<i32>,
+    /// Wall-time limit for this boot.
+    pub timeout: Duration,
     /// Substrings that must each appear in some serial line.
     pub must_show: &'static [&'static str],
 }
 
+/// Timeout of a solo boot that is expected to end by itself.
+pub const SOLO_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The solo tests xtask runs, one boot each.
 pub const SOLO: &[SoloExpectation] = &[
     SoloExpectation {
+        name: "hang",
+        status: None,
+        // Proves the hang path: the kernel halts forever; xtask kills it after this
+        // timeout and must still have its last output.
+        timeout: Duration::from_secs(3),
+        must_show: &["ktest-detail: hang: halting with interrupts off, on purpose"],
+    },
+    SoloExpectation {
         name: "software_interrupt_caught",
-        status: STATUS_SUCCESS,
+        status: Some(STATUS_SUCCESS),
+        timeout: SOLO_TIMEOUT,
         must_show: &[
             "ktest: software_interrupt_caught ... ok",
             "ktest: 1 passed, 0 failed",
@@ -133,7 +149,8 @@ pub const SOLO: &[SoloExpectation] = &[
     },
     SoloExpectation {
         name: "stack_overflow",
-        status: STATUS_SUCCESS,
+        status: Some(STATUS_SUCCESS),
+        timeout: SOLO_TIMEOUT,
         must_show: &[
             "EXCEPTION: vector 8 (#DF double fault)",
             "CR2 is in the guard page of the main kernel stack",
@@ -142,7 +159,8 @@ pub const SOLO: &[SoloExpectation] = &[
     },
     SoloExpectation {
         name: "unhandled_gp",
-        status: STATUS_FATAL,
+        status: Some(STATUS_FATAL),
+        timeout: SOLO_TIMEOUT,
         must_show: &[
             "EXCEPTION: vector 13 (#GP general protection)",
             "error code: 0x0",
@@ -154,7 +172,8 @@ pub const SOLO: &[SoloExpectation] = &[
     },
     SoloExpectation {
         name: "panic",
-        status: STATUS_FATAL,
+        status: Some(STATUS_FATAL),
+        timeout: SOLO_TIMEOUT,
         must_show: &[
             "*** PANIC at svsm/kernel/src/ktest/tests.rs:",
             "deliberate panic",
@@ -164,21 +183,33 @@ pub const SOLO: &[SoloExpectation] = &[
 
 /// Judges a solo run against its expectation.
 pub fn judge_solo(e: &SoloExpectation, o: &BootOutcome) -> Result<(), String> {
-    if o.timed_out {
-        return Err(format!(
-            "{}: hung; last output:\n{}",
-            e.name,
-            o.last_lines(15)
-        ));
-    }
-    if o.status != Some(e.status) {
-        return Err(format!(
-            "{}: exit {} (expected {}); last output:\n{}",
-            e.name,
-            describe_status(o.status),
-            describe_status(Some(e.status)),
-            o.last_lines(15)
-        ));
+    match (e.status, o.timed_out) {
+        (None, true) => {}
+        (None, false) => {
+            return Err(format!(
+                "{}: expected a hang killed after {:?}, but QEMU exited with {}",
+                e.name,
+                e.timeout,
+                describe_status(o.status)
+            ))
+        }
+        (Some(_), true) => {
+            return Err(format!(
+                "{}: hung; last output:\n{}",
+                e.name,
+                o.last_lines(15)
+            ))
+        }
+        (Some(want), false) if o.status != Some(want) => {
+            return Err(format!(
+                "{}: exit {} (expected {}); last output:\n{}",
+                e.name,
+                describe_status(o.status),
+                describe_status(Some(want)),
+                o.last_lines(15)
+            ))
+        }
+        (Some(_), false) => {}
     }
     let missing: Vec<&str> = e
         .must_show
@@ -235,7 +266,6 @@ pub fn judge_selftest(o: &BootOutcome) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn outcome(status: Option<i32>, text: &str) -> BootOutcome {
         BootOutcome {
@@ -320,5 +350,19 @@ mod tests {
         assert!(judge_solo(e, &outcome(Some(33), good)).is_ok());
         assert!(judge_solo(e, &outcome(Some(37), good)).is_err());
         assert!(judge_solo(e, &outcome(Some(33), "ktest: stack_overflow ... ok\n")).is_err());
+    }
+
+    #[test]
+    fn hang_expectation_requires_a_kill_and_the_last_output() {
+        let e = SOLO.iter().find(|e| e.name == "hang").unwrap();
+        let line = "ktest-detail: hang: halting with interrupts off, on purpose";
+        let mut o = outcome(None, line);
+        o.timed_out = true;
+        assert!(judge_solo(e, &o).is_ok());
+        // Exiting instead of hanging, or losing the output, is a failure.
+        assert!(judge_solo(e, &outcome(Some(33), line)).is_err());
+        let mut lost = outcome(None, "");
+        lost.timed_out = true;
+        assert!(judge_solo(e, &lost).is_err());
     }
 }

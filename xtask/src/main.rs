@@ -318,12 +318,19 @@ fn step_ktest_solo(ctx: &mut Ctx) -> Result<String, XtaskError> {
                 image: &image,
                 append: &append,
                 accel: Accel::Tcg,
-                timeout: SUITE_TIMEOUT,
+                timeout: e.timeout,
                 echo: false,
             },
         )?;
         match ktest::judge_solo(e, &o) {
-            Ok(()) => names.push(format!("{} (exit {})", e.name, e.status)),
+            Ok(()) => names.push(match e.status {
+                Some(s) => format!("{} (exit {s})", e.name),
+                None => format!(
+                    "{} (killed after {} s, output kept)",
+                    e.name,
+                    e.timeout.as_secs()
+                ),
+            }),
             Err(msg) => errors.push(msg),
         }
     }

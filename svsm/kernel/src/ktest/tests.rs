@@ -100,6 +100,11 @@ pub struct SoloTest {
 /// The solo tests.
 pub static SOLO: &[SoloTest] = &[
     SoloTest {
+        name: "hang",
+        expect: "no exit at all: xtask must kill the run after its timeout and show this line",
+        run: hang,
+    },
+    SoloTest {
         name: "software_interrupt_caught",
         expect: "an INT 0x41 caught through its gate, then exit 33 (TCG only: see docs/kernel.md)",
         run: software_interrupt_solo,
@@ -622,6 +627,13 @@ fn unhandled_gp(_: &Ctx<'_>) -> ! {
     non_canonical_read(0);
     kprintln!("ktest-detail: unhandled_gp: the non-canonical read did not fault");
     exit(ExitCode::TestsFailed);
+}
+
+fn hang(_: &Ctx<'_>) -> ! {
+    kprintln!("ktest-detail: hang: halting with interrupts off, on purpose");
+    loop {
+        instr::hlt();
+    }
 }
 
 fn deliberate_panic(_: &Ctx<'_>) -> ! {

@@ -303,7 +303,8 @@ With --mode, measures an OVMF image exactly like sev-snp-measure (same flag name
 meanings; the digest is printed as hex on one line). Without --mode, measures the IGVM
 file given as argument under explicit loader rules (--vmsa-rule, --zero-pages,
 --ap-vmsas, --vcpus, --guest-features, --x87-fcw-zero); the defaults are what QEMU's IGVM
-loader and KVM do.
+loader and KVM do. For an IGVM file the vCPU type defaults to EPYC-v4 (as in refs, sign
+and qemu-args); it only matters for reset-state AP VMSAs.
 
 Examples:
   vigil-igvm measure --mode snp --vcpus 1 --vcpu-type EPYC-v4 --ovmf /usr/share/OVMF/OVMF_CODE_4M.fd
@@ -535,7 +536,8 @@ fn cmd_measure(a: MeasureArgs) -> Result<(), Fail> {
             zero_pages: a.zero_pages,
             ap_vmsas: a.ap_vmsas,
             vcpus: a.vcpus,
-            vcpu_sig: sig.unwrap_or(0),
+            // Same default as refs, sign and qemu-args (QEMU model EPYC-v4).
+            vcpu_sig: sig.or(reset_vmsa::vcpu_type_sig("EPYC-v4")).unwrap_or(0),
             guest_features: a.guest_features,
             fpu,
         };

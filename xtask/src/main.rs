@@ -77,6 +77,17 @@ enum Cmd {
         #[command(subcommand)]
         what: BenchWhat,
     },
+    /// Random guest calls and hostile host behaviours on the simulated SNP machine, every
+    /// invariant of DESIGN.md checked after every step (the monitor's `soak` example,
+    /// built with optimisations).
+    Soak {
+        /// Number of random steps.
+        #[arg(long, default_value_t = 1_000_000)]
+        steps: u64,
+        /// Seed of the random sequence (the same seed replays the same steps).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -267,9 +278,15 @@ fn step_test_host(ctx: &mut Ctx) -> Result<String, XtaskError> {
         failed += num("failed");
         ignored += num("ignored");
     }
-    Ok(format!(
-        "{suites} test binaries: {passed} passed, {failed} failed, {ignored} ignored"
-    ))
+    // cargo test's own per-binary summary lines pass through (CI reads them), one per
+    // line after the step's progress line.
+    let mut detail =
+        format!("{suites} test binaries: {passed} passed, {failed} failed, {ignored} ignored");
+    for l in out.lines().filter(|l| l.starts_with("test result:")) {
+        detail.push('\n');
+        detail.push_str(l);
+    }
+    Ok(detail)
 }
 
 fn step_kernel_image(ctx: &mut Ctx) -> Result<String, XtaskError> {
@@ -463,6 +480,32 @@ fn main() {
             let mut ctx = Ctx::new(ws, accel);
             let r = run_steps(&mut ctx, &steps);
             summarize(&r, &ctx.compiled)
+        }
+        Cmd::Soak { steps, seed } => {
+            let status = std::process::Command::new(env!("CARGO"))
+                .current_dir(&ws.root)
+                .args([
+                    "run",
+                    "--release",
+                    "-p",
+                    "monitor",
+                    "--example",
+                    "soak",
+                    "--",
+                ])
+                .args(["--steps", &steps.to_string(), "--seed", &seed.to_string()])
+                .status();
+            match status {
+                Ok(s) if s.success() => 0,
+                Ok(s) => {
+                    eprintln!("soak failed: {s}");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("soak: could not run cargo: {e}");
+                    1
+                }
+            }
         }
         Cmd::Bench {
             what: BenchWhat::Exits { calls },

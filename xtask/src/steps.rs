@@ -328,6 +328,12 @@ pub fn summarize(results: &[StepResult], compiled: &[String]) -> i32 {
             )
         }
     );
+    // The closing line in the plain `N passed, N failed` form that CI reads.
+    println!(
+        "steps: {} passed, {} failed",
+        results.len() - failed.len(),
+        failed.len()
+    );
     if failed.is_empty() {
         0
     } else {

@@ -15,6 +15,7 @@ extern crate alloc;
 #[cfg(feature = "sim")]
 extern crate std;
 
+pub mod access;
 pub mod addr;
 pub mod event_log;
 pub mod ghcb;
@@ -99,6 +100,7 @@ pub struct Monitor<P: Platform> {
     pub(crate) vigil_size: u64,
     pub(crate) deposited: alloc::vec::Vec<(Gpa, PageSize)>,
     pub(crate) dispatched: u64,
+    pub(crate) refused_accesses: u64,
 }
 
 impl<P: Platform> Monitor<P> {
@@ -158,6 +160,7 @@ impl<P: Platform> Monitor<P> {
             vigil_size: cfg.vigil_size,
             deposited: alloc::vec::Vec::new(),
             dispatched: 0,
+            refused_accesses: 0,
         };
         let launch = svsm_abi::event_log::LaunchPayload {
             svsm_base: cfg.vigil_base.0,

@@ -115,15 +115,31 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
     if m.terminated() != mach.terminated {
         return Err("inv5: the monitor and the machine disagree on termination".into());
     }
-    // Invariant 8: one record per dispatched call, plus LAUNCH, and the chain replays.
+    // Invariant 8: one record per dispatched call, plus LAUNCH, plus one per refused
+    // guest access the platform reported, and the chain replays.
     let log = m.event_log();
-    let (n, head) =
-        svsm_abi::event_log::replay(log.bytes(), |_, _| {}).map_err(|e| format!("inv8: {e:?}"))?;
+    let mut refused = 0u64;
+    let (n, head) = svsm_abi::event_log::replay(log.bytes(), |h, _| {
+        if h.kind == svsm_abi::event_log::kind::ACCESS_REFUSED {
+            refused += 1;
+        }
+    })
+    .map_err(|e| format!("inv8: {e:?}"))?;
     if n != log.count() || head != log.head() {
         return Err("inv8: the log does not replay to its head".into());
     }
-    if n != vm.dispatched + 1 {
-        return Err(format!("inv8: {} records for {} calls", n, vm.dispatched));
+    if refused != m.accesses_refused() {
+        return Err(format!(
+            "inv8: {refused} ACCESS_REFUSED records for {} refused accesses",
+            m.accesses_refused()
+        ));
+    }
+    if n - refused != vm.dispatched + 1 {
+        return Err(format!(
+            "inv8: {} call records for {} calls",
+            n - refused,
+            vm.dispatched
+        ));
     }
     Ok(())
 }

@@ -78,6 +78,43 @@ pub mod kind {
     pub const CONFIGURE_VTOM: u16 = 0x17;
     /// ATTEST_SERVICES / ATTEST_SINGLE_SERVICE: [`super::AttestPayload`].
     pub const ATTEST: u16 = 0x20;
+    /// A guest memory access Vigil refused (a nested page fault on a page the guest may
+    /// not touch): [`super::AccessRefusedPayload`]. Not an SVSM call: the header's
+    /// `result` is the #PF error code the guest was given (bit 31, RMP, always set).
+    pub const ACCESS_REFUSED: u16 = 0x30;
+}
+
+/// The kind of access in [`AccessRefusedPayload::access`] (bits; a fault during the
+/// guest's own page-table walk has [`access::TABLE_WALK`] besides the access bit).
+pub mod access {
+    /// A data read.
+    pub const READ: u32 = 1;
+    /// A data write.
+    pub const WRITE: u32 = 2;
+    /// An instruction fetch.
+    pub const FETCH: u32 = 4;
+    /// The fault hit a page of the guest's page tables while the CPU walked them.
+    pub const TABLE_WALK: u32 = 8;
+    /// Every defined bit.
+    pub const ALL: u32 = READ | WRITE | FETCH | TABLE_WALK;
+}
+
+/// Why an access was refused, from Vigil's page state of the 4 KiB page holding the GPA
+/// ([`AccessRefusedPayload::reason`]).
+pub mod refusal {
+    /// The page is Vigil's own memory (invariant 1).
+    pub const VIGIL_MEMORY: u32 = 1;
+    /// The page is guest RAM the guest has not validated (or has rescinded).
+    pub const NOT_VALIDATED: u32 = 2;
+    /// The page is a guest vCPU's VMSA (taken from the guest by CREATE_VCPU).
+    pub const VMSA: u32 = 3;
+    /// The page was given to Vigil by DEPOSIT_MEM.
+    pub const DEPOSITED: u32 = 4;
+    /// The GPA is beyond the guest RAM Vigil manages.
+    pub const OUTSIDE_RAM: u32 = 5;
+    /// The page is validated for the guest, but the guest's permissions on it exclude
+    /// this access (for example a write to a range the guest made read-only).
+    pub const NO_PERMISSION: u32 = 6;
 }
 
 /// Payload of [`kind::LAUNCH`].
@@ -210,6 +247,29 @@ pub struct AttestPayload {
 }
 const _: () = assert!(core::mem::size_of::<AttestPayload>() == 88);
 
+/// Payload of [`kind::ACCESS_REFUSED`].
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct AccessRefusedPayload {
+    /// 0x00: the guest-physical address the guest touched.
+    pub gpa: u64,
+    /// 0x08: APIC ID of the vCPU that touched it.
+    pub apic_id: u32,
+    /// 0x0C: what the access was ([`access`] bits).
+    pub access: u32,
+    /// 0x10: why it was refused ([`refusal`]).
+    pub reason: u32,
+    /// 0x14: reserved, zero.
+    pub reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<AccessRefusedPayload>() == 24);
+const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, apic_id) == 0x08);
+const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, access) == 0x0C);
+const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, reason) == 0x10);
+const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, reserved) == 0x14);
+
 /// The payload length each kind must have (None for an unknown kind).
 pub const fn payload_len(k: u16) -> Option<usize> {
     match k {
@@ -221,6 +281,7 @@ pub const fn payload_len(k: u16) -> Option<usize> {
         kind::DEPOSIT_MEM | kind::WITHDRAW_MEM => Some(core::mem::size_of::<MemListPayload>()),
         kind::QUERY_PROTOCOL | kind::CONFIGURE_VTOM => Some(core::mem::size_of::<QueryPayload>()),
         kind::ATTEST => Some(core::mem::size_of::<AttestPayload>()),
+        kind::ACCESS_REFUSED => Some(core::mem::size_of::<AccessRefusedPayload>()),
         _ => None,
     }
 }
@@ -320,6 +381,48 @@ mod tests {
             Err(LogError::BadKind {
                 offset: 0,
                 kind: kind::QUERY_PROTOCOL
+            })
+        );
+    }
+
+    #[test]
+    fn access_refused_record_replays_and_its_length_is_fixed() {
+        let p = AccessRefusedPayload {
+            gpa: 0x12_3000,
+            apic_id: 1,
+            access: access::WRITE,
+            reason: refusal::VMSA,
+            reserved: 0,
+        };
+        let hdr = RecordHeader {
+            sequence: 0,
+            kind: kind::ACCESS_REFUSED,
+            vmpl: 2,
+            apic_id: 1,
+            payload_len: 24,
+            result: 0x8000_0003,
+            ..Default::default()
+        };
+        let mut rec = hdr.as_bytes().to_vec();
+        rec.extend_from_slice(p.as_bytes());
+        // The payload's fields sit at the documented offsets.
+        assert_eq!(&rec[24..32], &0x12_3000u64.to_le_bytes());
+        assert_eq!(&rec[24 + 0x10..24 + 0x14], &3u32.to_le_bytes());
+        let mut seen = None;
+        let (n, head) = replay(&rec, |h, b| {
+            seen = Some((h.kind, AccessRefusedPayload::read_from_bytes(b).unwrap()))
+        })
+        .unwrap();
+        assert_eq!((n, head), (1, extend(&H0, &rec)));
+        assert_eq!(seen, Some((kind::ACCESS_REFUSED, p)));
+        // Any other payload length is refused.
+        rec[16] = 16;
+        rec.truncate(40);
+        assert_eq!(
+            replay(&rec, |_, _| {}),
+            Err(LogError::BadKind {
+                offset: 0,
+                kind: kind::ACCESS_REFUSED
             })
         );
     }

@@ -3,6 +3,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use monitor::access::Access;
 use monitor::addr::{Gpa, PageSize};
 use monitor::memory::GuestMemory;
 use monitor::platform::ApOp;
@@ -739,47 +740,54 @@ impl Runner {
     }
 
     /// A nested page fault: the guest touched a page it has no right to. A mediated
-    /// event: reported, counted, and answered with the fault SNP gives a guest for an
-    /// RMP violation, a #PF with the RMP bit (31) set in the error code.
+    /// event (issue 5, invariant 8): the monitor classifies the page by its own page
+    /// state and appends an ACCESS_REFUSED record to the event log, the fault is
+    /// reported and counted, and the guest gets the fault SNP gives a guest for an RMP
+    /// violation, a #PF with the RMP bit (31) set in the error code (which the monitor
+    /// computes).
     fn npf(&mut self) {
-        let v = &mut self.vcpus[self.cur];
+        let v = &self.vcpus[self.cur];
         let info = v.vmcb.control.exit_info1;
         let gpa = v.vmcb.control.exit_info2;
-        let what = if gpa < VIGIL_END {
-            "Vigil's memory"
-        } else if gpa >= GUEST_END {
-            "outside guest RAM"
-        } else if !self.m.platform().is_validated(gpa) {
-            "a page not validated"
-        } else {
-            "a page the guest has no rights on (VMSA or deposited)"
-        };
-        let access = if info & npf::FETCH != 0 {
-            "fetch"
+        let apic_id = v.apic_id;
+        let mut acc = if info & npf::FETCH != 0 {
+            Access::FETCH
         } else if info & npf::WRITE != 0 {
-            "write"
+            Access::WRITE
         } else {
-            "read"
+            Access::READ
         };
+        if info & npf::TABLE_WALK != 0 {
+            acc |= Access::TABLE_WALK;
+        }
+        let r = self.m.record_refused_access(apic_id, Gpa(gpa), acc);
         self.mediated += 1;
-        let v = &mut self.vcpus[self.cur];
         kprintln!(
-            "vigil: mediated: vCPU {} {access} at GPA {gpa:#x} ({what}){} refused: #PF injected",
-            v.apic_id,
-            if info & npf::TABLE_WALK != 0 {
+            "vigil: mediated: vCPU {apic_id} {} at GPA {gpa:#x} ({}){} refused: #PF({:#x}) injected, logged as record {}",
+            if acc.contains(Access::FETCH) {
+                "fetch"
+            } else if acc.contains(Access::WRITE) {
+                "write"
+            } else {
+                "read"
+            },
+            r.reason.describe(),
+            if acc.contains(Access::TABLE_WALK) {
                 " during its page walk"
             } else {
                 ""
-            }
+            },
+            r.error_code,
+            self.m.event_log().count().wrapping_sub(1)
         );
         if self.mediated > 64 {
             fail(format_args!(
                 "more than 64 refused accesses: stopping the guest"
             ));
         }
-        let err = 1u32 | ((info & npf::WRITE) as u32) | ((info & npf::FETCH) as u32) | (1 << 31);
+        let v = &mut self.vcpus[self.cur];
         v.vmcb.save.cr2 = gpa;
-        inject(&mut v.vmcb, 14, Some(err));
+        inject(&mut v.vmcb, 14, Some(r.error_code));
     }
 
     /// The guest wrote the debug-exit port: statistics, evidence, then the guest's value

@@ -221,9 +221,17 @@ pub fn checks(add: &mut dyn FnMut(&str, Status, String), r: &AttestationReport, 
             let mut head = event_log::H0;
             let mut bound_head = (v.record_count == 0).then_some(event_log::H0);
             let mut attest: Option<(u16, Option<AttestPayload>)> = None;
+            // Guest accesses Vigil refused (ACCESS_REFUSED, docs/protocols.md) among
+            // the records the head binds: reported, so that a relying party sees that
+            // the guest touched memory it may not (the replay itself checks their
+            // framing like any other kind's).
+            let mut refused = 0u64;
             let res = event_log::replay(log, |h, p| {
                 if idx == 0 && h.kind == kind::LAUNCH {
                     launch = LaunchPayload::read_from_bytes(p).ok();
+                }
+                if h.kind == kind::ACCESS_REFUSED && idx < v.record_count {
+                    refused += 1;
                 }
                 let mut rec = h.as_bytes().to_vec();
                 rec.extend_from_slice(p);
@@ -257,13 +265,16 @@ pub fn checks(add: &mut dyn FnMut(&str, Status, String), r: &AttestationReport, 
                     None => add(
                         "svsm.event_log",
                         Status::Pass,
-                        format!("replayed {n} records; head {} = manifest", hex::encode(&h[..8])),
+                        format!(
+                            "replayed {n} records; head {} = manifest; {refused} refused guest access(es) bound",
+                            hex::encode(&h[..8])
+                        ),
                     ),
                     Some((kind::ATTEST, Some(a))) if a.report_data == r.report_data => add(
                         "svsm.event_log",
                         Status::Pass,
                         format!(
-                            "replayed {n} records; head after {} = manifest ({}); record {} is this ATTEST call with the report's REPORT_DATA; {} later record(s) not bound by this report",
+                            "replayed {n} records; head after {} = manifest ({}); {refused} refused guest access(es) bound; record {} is this ATTEST call with the report's REPORT_DATA; {} later record(s) not bound by this report",
                             v.record_count,
                             hex::encode(&h[..8]),
                             v.record_count,

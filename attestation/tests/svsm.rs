@@ -9,7 +9,9 @@ use common::*;
 use svsm_abi::attest_protocol::{
     report_data, write_manifest, VigilServiceData, VIGIL_SERVICE_GUID,
 };
-use svsm_abi::event_log::{kind, replay, LaunchPayload, RecordHeader};
+use svsm_abi::event_log::{
+    access, kind, refusal, replay, AccessRefusedPayload, LaunchPayload, RecordHeader,
+};
 use zerocopy::IntoBytes;
 
 fn log() -> Vec<u8> {
@@ -234,4 +236,70 @@ fn evidence_from_the_monitor_sim_verifies_with_both_logs() {
             .status,
         Status::Fail
     );
+}
+
+/// `log()` plus one ACCESS_REFUSED record (a write by vCPU 1 to a VMSA page, refused
+/// with #PF(RMP) error code 0x8000_0003).
+fn log_with_refused_access() -> Vec<u8> {
+    let mut out = log();
+    let p = AccessRefusedPayload {
+        gpa: 0x10_0178,
+        apic_id: 1,
+        access: access::WRITE,
+        reason: refusal::VMSA,
+        reserved: 0,
+    };
+    let h = RecordHeader {
+        sequence: 2,
+        kind: kind::ACCESS_REFUSED,
+        vmpl: 2,
+        apic_id: 1,
+        payload_len: 24,
+        result: 0x8000_0003,
+        ..Default::default()
+    };
+    out.extend_from_slice(h.as_bytes());
+    out.extend_from_slice(p.as_bytes());
+    out
+}
+
+#[test]
+fn log_with_a_refused_access_replays_to_the_manifest_head() {
+    let v = Verifier::new(TrustStore::builtin().unwrap());
+    let l = log_with_refused_access();
+    let (n, head) = replay(&l, |_, _| {}).unwrap();
+    assert_eq!(n, 3);
+    assert_ne!(head, replay(&log(), |_, _| {}).unwrap().1);
+    let m = manifest_for(&l, 2);
+    let o = v.verify(&evidence(b"nonce-9", &m, &l, 0), &opts(true));
+    let c = o.check("svsm.event_log").unwrap();
+    assert_eq!(c.status, Status::Pass, "{}", c.detail);
+    assert!(
+        c.detail.contains("replayed 3 records")
+            && c.detail.contains("1 refused guest access(es) bound"),
+        "{}",
+        c.detail
+    );
+    assert!(o.verified());
+    // A log without refused accesses says so.
+    let l0 = log();
+    let o = v.verify(
+        &evidence(b"nonce-9", &manifest_for(&l0, 2), &l0, 0),
+        &opts(true),
+    );
+    assert!(o
+        .check("svsm.event_log")
+        .unwrap()
+        .detail
+        .contains("0 refused guest access(es) bound"));
+    // The record is bound: changing its reason (payload offset 0x10) breaks the head.
+    let mut t = l.clone();
+    let reason_at = l.len() - 24 + 0x10;
+    t[reason_at] = refusal::VIGIL_MEMORY as u8;
+    let o = v.verify(&evidence(b"nonce-9", &m, &t, 0), &opts(true));
+    assert_eq!(o.check("svsm.event_log").unwrap().status, Status::Fail);
+    assert!(!o.verified());
+    // Dropping it is a log the manifest does not bind either.
+    let o = v.verify(&evidence(b"nonce-9", &m, &log(), 0), &opts(true));
+    assert_eq!(o.check("svsm.event_log").unwrap().status, Status::Fail);
 }

@@ -21,9 +21,10 @@ use object::elf::{FileHeader64, PF_W, PT_LOAD};
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::Endianness;
 use sha2::{Digest, Sha256, Sha384};
+use svsm_abi::event_log::{self, access, refusal, AccessRefusedPayload};
 use svsm_abi::evidence;
 use svsm_abi::page_info::{PageInfo, PageType};
-use zerocopy::IntoBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
 use crate::cargo::stream_lines;
 use crate::error::{Result, XtaskError};
@@ -62,6 +63,72 @@ pub const ATTACKS: [&str; 13] = [
     "vmsa-in-vigil-memory",
     "wrmsr-vm-hsave-pa",
 ];
+
+/// The guest's probes whose refusal is a nested page fault (three attacks, and the
+/// rescind step, which reads the page it gave up): each must leave an ACCESS_REFUSED
+/// record (issue 5: a refused access is a mediated event, logged) with this reason and
+/// access bit in the event log the attestation binds (the guest attests last).
+pub const FAULTING_PROBES: [(&str, u32, u32); 4] = [
+    (
+        "step pvalidate-rescind",
+        refusal::NOT_VALIDATED,
+        access::READ,
+    ),
+    (
+        "attack touch-vigil-image",
+        refusal::VIGIL_MEMORY,
+        access::READ,
+    ),
+    (
+        "attack write-vigil-heap",
+        refusal::VIGIL_MEMORY,
+        access::WRITE,
+    ),
+    ("attack write-own-vmsa", refusal::VMSA, access::WRITE),
+];
+
+/// Checks that the evidence's event log holds one ACCESS_REFUSED record per faulting
+/// probe (a distinct record each, matched by reason and access bit). Returns the number
+/// of ACCESS_REFUSED records.
+pub fn check_refused_accesses(log: &[u8]) -> std::result::Result<usize, String> {
+    let mut recs: Vec<AccessRefusedPayload> = Vec::new();
+    let mut bad = None;
+    event_log::replay(log, |h, p| {
+        if h.kind == event_log::kind::ACCESS_REFUSED {
+            match AccessRefusedPayload::read_from_bytes(p) {
+                Ok(r) => recs.push(r),
+                Err(_) => bad = Some(h.sequence),
+            }
+        }
+    })
+    .map_err(|e| format!("event log: {e:?}"))?;
+    if let Some(seq) = bad {
+        return Err(format!(
+            "event log: record {seq}: bad ACCESS_REFUSED payload"
+        ));
+    }
+    let n = recs.len();
+    let mut missing = Vec::new();
+    for (name, reason, acc) in FAULTING_PROBES {
+        match recs
+            .iter()
+            .position(|r| r.reason == reason && r.access & acc != 0)
+        {
+            Some(i) => {
+                recs.remove(i);
+            }
+            None => missing.push(name),
+        }
+    }
+    if missing.is_empty() {
+        Ok(n)
+    } else {
+        Err(format!(
+            "event log: {n} ACCESS_REFUSED record(s); none left for {}",
+            missing.join(", ")
+        ))
+    }
+}
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> XtaskError + '_ {
     move |source| XtaskError::Io {
@@ -531,6 +598,7 @@ fn judge_run(
     else {
         return Err("evidence record lacks the report, manifest, event log or nonce".into());
     };
+    let refused = check_refused_accesses(log).map_err(|e| format!("[{}] {e}", accel.name()))?;
     write(dir.join("report.bin"), report)?;
     write(dir.join("manifest.bin"), manifest)?;
     write(dir.join("event-log.bin"), log)?;
@@ -601,13 +669,14 @@ fn judge_run(
         .and_then(|s| s.split(", ").nth(1))
         .unwrap_or("? mediated faults");
     Ok(format!(
-        "[{}] verified (a tampered copy rejected); guest steps {}/{} passed, attacks refused {}/{}, {} event-log records, {}, boot to exit {:.2} s",
+        "[{}] verified (a tampered copy rejected); guest steps {}/{} passed, attacks refused {}/{}, {} event-log records ({} refused accesses bound by the report), {}, boot to exit {:.2} s",
         accel.name(),
         g.ok.len(),
         STEPS.len(),
         g.refused.len(),
         ATTACKS.len(),
         events,
+        refused,
         mediated,
         run.elapsed.as_secs_f64()
     ))
@@ -879,5 +948,50 @@ mod tests {
         // Writable segments are not Vigil's measured part.
         e[ph + 4] = 6;
         assert!(loaded_pages(&e, |f| f & PF_W == 0).unwrap().is_empty());
+    }
+
+    fn refused_record(seq: u64, reason: u32, acc: u32) -> Vec<u8> {
+        let h = event_log::RecordHeader {
+            sequence: seq,
+            kind: event_log::kind::ACCESS_REFUSED,
+            vmpl: 2,
+            payload_len: 24,
+            result: 0x8000_0001,
+            ..Default::default()
+        };
+        let p = AccessRefusedPayload {
+            gpa: 0x1000,
+            access: acc,
+            reason,
+            ..Default::default()
+        };
+        let mut v = h.as_bytes().to_vec();
+        v.extend_from_slice(p.as_bytes());
+        v
+    }
+
+    #[test]
+    fn each_faulting_probe_needs_its_own_access_refused_record() {
+        let mut log = Vec::new();
+        for (i, (_, reason, acc)) in FAULTING_PROBES.iter().enumerate() {
+            log.extend(refused_record(i as u64, *reason, *acc));
+        }
+        assert_eq!(check_refused_accesses(&log), Ok(4));
+        // Only three records: the VMSA write has none.
+        let three = log[..3 * 48].to_vec();
+        let e = check_refused_accesses(&three).unwrap_err();
+        assert!(e.contains("attack write-own-vmsa"), "{e}");
+        // One record cannot stand for two attacks with the same reason.
+        let mut dup = refused_record(0, refusal::NOT_VALIDATED, access::READ);
+        dup.extend(refused_record(
+            1,
+            refusal::VIGIL_MEMORY,
+            access::READ | access::WRITE,
+        ));
+        dup.extend(refused_record(2, refusal::VMSA, access::WRITE));
+        let e = check_refused_accesses(&dup).unwrap_err();
+        assert!(e.contains("attack write-vigil-heap"), "{e}");
+        // A log that does not replay is an error, not an empty count.
+        assert!(check_refused_accesses(&log[..50]).is_err());
     }
 }

@@ -518,5 +518,33 @@ mod tests {
                 "Vigil page {a:#x} mapped"
             );
         }
+        // What the NPF handler logs: a page the nested tables refuse the guest is one the
+        // monitor can name (never "validated"), and recording it appends ACCESS_REFUSED.
+        use monitor::access::{Access, Refusal};
+        use monitor::pages::PageState;
+        for a in (0..48 * MIB).step_by(4096) {
+            let mapped = m.platform_mut().npt.lookup(a).is_some();
+            let validated = m.pages().get(Gpa(a)) == Some(PageState::Validated);
+            assert_eq!(mapped, validated, "page {a:#x}: nested tables and monitor");
+            if !mapped {
+                assert_ne!(m.classify_refused(Gpa(a)), Refusal::NoPermission, "{a:#x}");
+            }
+        }
+        let n = m.event_log().count();
+        let r = m.record_refused_access(0, Gpa(20 * MIB + 0x178), Access::WRITE);
+        assert_eq!((r.reason, r.error_code), (Refusal::Vmsa, 0x8000_0003));
+        let r = m.record_refused_access(0, Gpa(18 * MIB - 0x1000), Access::READ);
+        assert_eq!(r.reason, Refusal::NotValidated);
+        let r = m.record_refused_access(0, Gpa(MIB), Access::FETCH);
+        assert_eq!(
+            (r.reason, r.error_code),
+            (Refusal::VigilMemory, 0x8000_0011)
+        );
+        assert_eq!(
+            m.record_refused_access(0, Gpa(48 * MIB), Access::READ)
+                .reason,
+            Refusal::OutsideRam
+        );
+        assert_eq!(m.event_log().count(), n + 4);
     }
 }

@@ -198,51 +198,14 @@ pub fn loaded_pages(
     Ok(pages)
 }
 
-/// The one normalisation of the rule (docs/emulated.md): in Vigil's pages, the bootstrap
-/// GDT - found through the GDTR the entry code stores right after it (limit 23 at an
-/// 8-aligned address, then the GDT's own address) - is measured with the descriptors'
-/// accessed bits clear, because the CPU sets them in the running image.
-pub fn normalize_boot_gdt(pages: &mut BTreeMap<u64, Vec<u8>>) -> bool {
-    let (Some(&first), Some(&last)) = (pages.keys().next(), pages.keys().next_back()) else {
-        return false;
-    };
-    let byte = |p: &BTreeMap<u64, Vec<u8>>, a: u64| {
-        p.get(&(a & !0xfff))
-            .map_or(0, |pg| pg[(a & 0xfff) as usize])
-    };
-    let mut a = first + 24;
-    while a + 10 <= last + 4096 {
-        let limit = u16::from_le_bytes([byte(pages, a), byte(pages, a + 1)]);
-        let mut b = [0u8; 8];
-        for (j, x) in b.iter_mut().enumerate() {
-            *x = byte(pages, a + 2 + j as u64);
-        }
-        if limit == 23 && u64::from_le_bytes(b) == a - 24 {
-            for d in 0..3u64 {
-                let at = a - 24 + d * 8 + 5;
-                if let Some(pg) = pages.get_mut(&(at & !0xfff)) {
-                    let o = (at & 0xfff) as usize;
-                    if pg[o] & 0x10 != 0 {
-                        pg[o] &= !1;
-                    }
-                }
-            }
-            return true;
-        }
-        a += 8;
-    }
-    false
-}
-
 /// The launch digest of the emulated platform (docs/emulated.md): Vigil's non-writable
-/// PT_LOAD pages (bootstrap GDT normalised), then the guest's PT_LOAD pages, ascending,
+/// PT_LOAD pages, then the guest's PT_LOAD pages, ascending,
 /// as NORMAL pages.
 pub fn launch_digest(
     kernel: &[u8],
     guest: &[u8],
 ) -> std::result::Result<([u8; 48], usize, usize), String> {
-    let mut k = loaded_pages(kernel, |f| f & PF_W == 0).map_err(|e| format!("kernel: {e}"))?;
-    normalize_boot_gdt(&mut k);
+    let k = loaded_pages(kernel, |f| f & PF_W == 0).map_err(|e| format!("kernel: {e}"))?;
     let g = loaded_pages(guest, |_| true).map_err(|e| format!("guest: {e}"))?;
     let mut d = [0u8; 48];
     for (a, p) in k.iter().chain(g.iter()) {
@@ -935,16 +898,6 @@ mod tests {
         let d2: [u8; 48] =
             Sha384::digest(PageInfo::new(d1, c, PageType::Normal, 0x100_0000).as_bytes()).into();
         assert_eq!(d, d2);
-        // The bootstrap GDT rule: a self-referencing GDTR after three descriptors.
-        let mut p = BTreeMap::new();
-        let mut pg = vec![0u8; 4096];
-        pg[0x48..0x50].copy_from_slice(&0x00af_9b00_0000_ffffu64.to_le_bytes());
-        pg[0x50..0x58].copy_from_slice(&0x00cf_9300_0000_ffffu64.to_le_bytes());
-        pg[0x58..0x5a].copy_from_slice(&23u16.to_le_bytes());
-        pg[0x5a..0x62].copy_from_slice(&0x14_c040u64.to_le_bytes());
-        p.insert(0x14_c000, pg);
-        assert!(normalize_boot_gdt(&mut p));
-        assert_eq!((p[&0x14_c000][0x4d], p[&0x14_c000][0x55]), (0x9a, 0x92));
         // Writable segments are not Vigil's measured part.
         e[ph + 4] = 6;
         assert!(loaded_pages(&e, |f| f & PF_W == 0).unwrap().is_empty());

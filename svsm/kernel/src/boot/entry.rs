@@ -103,8 +103,10 @@ vigil_long_mode_entry:
     .balign 16
 vigil_boot_gdt:
     .quad 0
-    .quad 0x00af9a000000ffff              /* 0x08: 64-bit code, DPL 0 */
-    .quad 0x00cf92000000ffff              /* 0x10: data, DPL 0 */
+    /* The accessed bits are preset (type 0xB and 0x3): the CPU then never writes to this
+       table when it loads the segments, so the measured .rodata stays as linked. */
+    .quad 0x00af9b000000ffff              /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00cf93000000ffff              /* 0x10: data, DPL 0 */
 vigil_boot_gdt_end:
 vigil_boot_gdtr:
     .word vigil_boot_gdt_end - vigil_boot_gdt - 1

@@ -177,36 +177,6 @@ pub fn guest_page_tables() -> [[u64; 512]; 3] {
     t
 }
 
-/// Clears the "accessed" bit of the bootstrap GDT's descriptors in a copy of Vigil's
-/// text+rodata (`image`, loaded at `base`), so that the measurement is of the image as
-/// linked. The entry code's GDT lives in .rodata and the CPU sets the accessed bit of a
-/// descriptor when it loads the segment, so the running image differs from the file in
-/// exactly those bits. The GDT is found through its GDTR, which the entry code places
-/// right after it (limit 23 at an 8-aligned offset, followed by the GDT's own address);
-/// the first such self-referencing pair is used. xtask applies the same rule to the ELF.
-/// (The better fix is a GDT with the accessed bits preset; the rule is then a no-op on
-/// both sides.)
-pub fn normalize_boot_gdt(image: &mut [u8], base: u64) -> bool {
-    let mut i = 24usize;
-    while i + 10 <= image.len() {
-        let limit = u16::from_le_bytes([image[i], image[i + 1]]);
-        let mut a = [0u8; 8];
-        a.copy_from_slice(&image[i + 2..i + 10]);
-        if limit == 23 && u64::from_le_bytes(a) == base + i as u64 - 24 {
-            for d in 0..3 {
-                let o = i - 24 + d * 8;
-                // S bit (descriptor bit 44 = byte 5 bit 4): a code/data descriptor.
-                if image[o + 5] & 0x10 != 0 {
-                    image[o + 5] &= !1;
-                }
-            }
-            return true;
-        }
-        i += 8;
-    }
-    false
-}
-
 /// Extends a launch digest by one NORMAL page (SNP firmware ABI PAGE_INFO chain).
 pub fn extend_normal(digest: &[u8; 48], gpa: u64, page: &[u8; 4096]) -> [u8; 48] {
     let contents: [u8; 48] = Sha384::digest(page).into();
@@ -291,26 +261,6 @@ mod tests {
         assert_eq!(t[0][0] & !0xfff, GUEST_PML4 + 0x1000);
         assert_eq!(t[2][8], (16 * MIB) | 0x83);
         assert_eq!(t[2][511] & !0xfff, 1022 * MIB);
-    }
-
-    #[test]
-    fn boot_gdt_accessed_bits_are_cleared() {
-        let base = 0x14_c000u64;
-        let mut img = vec![0u8; 0x100];
-        let g = 0x40usize;
-        img[g + 8..g + 16].copy_from_slice(&0x00af_9b00_0000_ffffu64.to_le_bytes());
-        img[g + 16..g + 24].copy_from_slice(&0x00cf_9300_0000_ffffu64.to_le_bytes());
-        img[g + 24..g + 26].copy_from_slice(&23u16.to_le_bytes());
-        img[g + 26..g + 34].copy_from_slice(&(base + g as u64).to_le_bytes());
-        let before = img.clone();
-        assert!(normalize_boot_gdt(&mut img, base));
-        assert_eq!(img[g + 13], 0x9a);
-        assert_eq!(img[g + 21], 0x92);
-        let diff = img.iter().zip(&before).filter(|(a, b)| a != b).count();
-        assert_eq!(diff, 2);
-        // No GDTR: nothing changes.
-        let mut none = vec![0u8; 0x100];
-        assert!(!normalize_boot_gdt(&mut none, base));
     }
 
     #[test]

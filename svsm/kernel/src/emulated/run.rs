@@ -232,9 +232,6 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
     // SAFETY: Vigil's own text and rodata are mapped readable for its whole life and
     // never written by Rust code; copied once for the measurement.
     unsafe { core::ptr::copy_nonoverlapping(t0 as *const u8, image.as_mut_ptr(), image.len()) };
-    if !loader::normalize_boot_gdt(&mut image, t0) {
-        log::warn!("emulated: bootstrap GDT not found in rodata: measured as is");
-    }
     let mut kpages = 0u64;
     for (i, chunk) in image.chunks(4096).enumerate() {
         page.fill(0);

@@ -29,7 +29,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::cargo::stream_lines;
 use crate::error::{Result, XtaskError};
 use crate::paths::{Flavour, KERNEL_TARGET};
-use crate::qemu::{sanitize, Accel, Qemu};
+use crate::qemu::{self, sanitize, Accel, Qemu};
 use crate::steps::{build_kernel, Ctx};
 
 /// The guest steps every run must report `ok`.
@@ -395,28 +395,11 @@ pub fn boot(
     echo: bool,
 ) -> Result<Run> {
     let mut cmd = Command::new(&q.binary);
-    cmd.args([
-        "-machine",
-        "q35",
-        "-cpu",
-        "max",
-        "-m",
-        "256M",
-        "-nodefaults",
-        "-display",
-        "none",
-        "-no-reboot",
-        "-serial",
-        "stdio",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-accel",
-        accel.arg(),
-    ])
-    .arg("-kernel")
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(guest);
+    cmd.args(qemu::machine_args(accel))
+        .arg("-kernel")
+        .arg(kernel)
+        .arg("-initrd")
+        .arg(guest);
     if !append.is_empty() {
         cmd.args(["-append", append]);
     }

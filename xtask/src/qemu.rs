@@ -228,9 +228,11 @@ pub fn sanitize(line: &str) -> String {
     out
 }
 
-/// The QEMU arguments for a boot.
-pub fn args(spec: &BootSpec<'_>) -> Vec<String> {
-    let mut a: Vec<String> = [
+/// The machine every Vigil boot uses (q35, `-cpu max`, 256 MiB, COM1 on stdio, the
+/// debug-exit device), without the images: the one definition that the kernel-test
+/// boots and the end-to-end run share.
+pub fn machine_args(accel: Accel) -> Vec<String> {
+    [
         "-machine",
         "q35",
         "-cpu",
@@ -246,12 +248,17 @@ pub fn args(spec: &BootSpec<'_>) -> Vec<String> {
         "-device",
         "isa-debug-exit,iobase=0xf4,iosize=0x04",
         "-accel",
-        spec.accel.arg(),
-        "-kernel",
+        accel.arg(),
     ]
     .iter()
     .map(|s| s.to_string())
-    .collect();
+    .collect()
+}
+
+/// The QEMU arguments for a boot.
+pub fn args(spec: &BootSpec<'_>) -> Vec<String> {
+    let mut a = machine_args(spec.accel);
+    a.push("-kernel".into());
     a.push(spec.image.to_string_lossy().into_owned());
     if !spec.append.is_empty() {
         a.push("-append".into());

@@ -50,8 +50,19 @@ fn read_all(mut r: impl Read + Send + 'static) -> thread::JoinHandle<String> {
 
 /// Runs `program args...` in `dir`, capturing its output.
 pub fn capture(program: &str, args: &[&str], dir: &Path) -> Result<Captured> {
+    capture_env(program, args, dir, &[])
+}
+
+/// [`capture`] with extra environment variables.
+pub fn capture_env(
+    program: &str,
+    args: &[&str],
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<Captured> {
     let mut child = Command::new(program)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -13,6 +13,7 @@ mod ktest;
 mod paths;
 mod qemu;
 mod steps;
+mod toolchain;
 
 use std::time::Duration;
 
@@ -139,7 +140,7 @@ fn step_host_tools(ctx: &mut Ctx) -> Result<String, XtaskError> {
 
 static TOOLCHAIN: Step = Step {
     name: "toolchain",
-    what: "rustup toolchain install",
+    what: "pinned toolchain and x86_64-unknown-none target (installed, then checked)",
     run: toolchain,
 };
 static KERNEL: Step = Step {

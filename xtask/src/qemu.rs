@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cargo::{capture, stream_lines};
+use crate::cargo::{capture, capture_env, stream_lines};
 use crate::error::{Result, XtaskError};
 
 /// Kernel exit statuses (the contract with svsm/kernel/src/exit.rs).
@@ -103,7 +103,12 @@ pub fn find_or_install(log: &mut dyn FnMut(&str)) -> Result<Qemu> {
                 log("qemu-system-x86_64 missing: running `apt-get update` and `apt-get install -y qemu-system-x86` (Debian, root)");
                 let root = Path::new("/");
                 for args in [&["update"][..], &["install", "-y", "qemu-system-x86"][..]] {
-                    let c = capture("apt-get", args, root)?;
+                    let c = capture_env(
+                        "apt-get",
+                        args,
+                        root,
+                        &[("DEBIAN_FRONTEND", "noninteractive")],
+                    )?;
                     if !c.success {
                         return Err(XtaskError::CommandFailed {
                             command: format!("apt-get {}", args.join(" ")),

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cargo::{capture, cargo, tail};
+use crate::cargo::{cargo, tail};
 use crate::elf::{baseline_image, check_image, ImageFacts, MAX_IMAGE_SIZE};
 use crate::error::{Result, XtaskError};
 use crate::paths::{Flavour, Workspace, KERNEL_TARGET};
@@ -142,17 +142,10 @@ impl Ctx {
     }
 }
 
-/// `rustup toolchain install` in the repository: installs the pinned toolchain with the
-/// targets and components of rust-toolchain.toml (rustup does not add them by itself).
+/// The pinned toolchain with its targets and components, installed and checked
+/// (xtask/src/toolchain.rs says why `rustup toolchain install` alone is not enough).
 pub fn toolchain(ctx: &mut Ctx) -> Result<String> {
-    match capture("rustup", &["toolchain", "install"], &ctx.ws.root) {
-        Ok(c) if c.success => Ok("pinned toolchain and x86_64-unknown-none target present".into()),
-        Ok(c) => Err(XtaskError::CommandFailed {
-            command: "rustup toolchain install".into(),
-            status: format!("{}\n{}", c.status, tail(&c.output, 20)),
-        }),
-        Err(_) => Ok("rustup not found: using the cargo and rustc on PATH".into()),
-    }
+    crate::toolchain::ensure(&ctx.ws.root)
 }
 
 /// Builds one kernel flavour (release, stripped, own target directory), checks the

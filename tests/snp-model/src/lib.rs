@@ -23,7 +23,13 @@ extern crate alloc;
 extern crate std;
 
 pub mod access;
+pub mod cpuid;
+#[cfg(feature = "host")]
+pub mod igvm_loader;
+pub mod launch;
 pub mod memory;
+pub mod page_info;
 pub mod pvalidate;
 pub mod rmp;
 pub mod rmpadjust;
+pub mod secrets;

@@ -24,11 +24,15 @@ extern crate std;
 
 pub mod access;
 pub mod cpuid;
+pub mod ghcb_page;
+pub mod host;
 #[cfg(feature = "host")]
 pub mod igvm_loader;
 pub mod launch;
 pub mod memory;
+pub mod msr_protocol;
 pub mod page_info;
+pub mod psc;
 pub mod pvalidate;
 pub mod rmp;
 pub mod rmpadjust;

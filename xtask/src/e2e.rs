@@ -660,7 +660,11 @@ pub fn step_e2e(ctx: &mut Ctx) -> Result<String> {
             accels.push(Accel::Kvm);
             "KVM: used (nested SVM on)".to_string()
         }
-        Err(why) => format!("KVM: skipped ({why})"),
+        Err(why) => {
+            ctx.skipped
+                .push(format!("e2e under KVM: {why} (ran under TCG only)"));
+            format!("KVM: skipped ({why})")
+        }
     };
     let mut parts = Vec::new();
     let mut errs = Vec::new();

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cargo::{cargo, tail};
+use crate::cargo::{capture_env, cargo, tail};
 use crate::elf::{baseline_image, check_image, ImageFacts, MAX_IMAGE_SIZE};
 use crate::error::{Result, XtaskError};
 use crate::paths::{Flavour, Workspace, KERNEL_TARGET};
@@ -34,6 +34,8 @@ pub struct Ctx {
     auto: Option<(Accel, String)>,
     /// Crates compiled by all cargo invocations so far.
     pub compiled: Vec<String>,
+    /// Checks that did not run, each with its reason (printed in the summary).
+    pub skipped: Vec<String>,
 }
 
 impl Ctx {
@@ -45,6 +47,7 @@ impl Ctx {
             qemu: None,
             auto: None,
             compiled: Vec::new(),
+            skipped: Vec::new(),
         }
     }
 
@@ -126,9 +129,14 @@ impl Ctx {
         }
     }
 
-    /// Runs cargo and returns its captured output on success (for `cargo test`).
-    pub fn cargo_output(&mut self, args: &[&str]) -> Result<(usize, String)> {
-        let c = cargo(args, &self.ws.root)?;
+    /// Runs cargo with extra environment variables and returns its captured output on
+    /// success (for `cargo test`).
+    pub fn cargo_output_env(
+        &mut self,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<(usize, String)> {
+        let c = capture_env("cargo", args, &self.ws.root, env)?;
         let n = c.compiled.len();
         self.compiled.extend(c.compiled);
         if c.success {
@@ -277,7 +285,7 @@ pub fn run_steps(ctx: &mut Ctx, steps: &[&Step]) -> Vec<StepResult> {
 }
 
 /// Prints the summary and returns the process exit code (0 = all passed).
-pub fn summarize(results: &[StepResult], compiled: &[String]) -> i32 {
+pub fn summarize(results: &[StepResult], compiled: &[String], skipped: &[String]) -> i32 {
     let failed: Vec<&str> = results
         .iter()
         .filter(|r| r.error.is_some())
@@ -321,6 +329,14 @@ pub fn summarize(results: &[StepResult], compiled: &[String]) -> i32 {
             )
         }
     );
+    // Checks that did not run are said, with their reason, right above the closing line
+    // (under CI a missing oracle fails its test instead: igvm/tests/common/oracle.rs).
+    if !skipped.is_empty() {
+        println!("skipped: {} check(s) did not run:", skipped.len());
+        for s in skipped {
+            println!("  skipped: {s}");
+        }
+    }
     // The closing line in the plain `N passed, N failed` form that CI reads.
     println!(
         "steps: {} passed, {} failed",

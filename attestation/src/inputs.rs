@@ -3,27 +3,92 @@
 
 use std::path::Path;
 
-use crate::certs::{parse_blob, Cert};
+use crate::certs::{parse_blob, Cert, CertError};
+use crate::limits::{self, Input, ReadError, MAX_CERT_DIR_FILES};
 
-/// An input problem (exit code 2), naming the file and, where it applies, the offset.
+/// An input problem, naming the file and, where it applies, the offset.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// File could not be read.
+    /// The file could not be read, or is larger than its format allows.
     #[error("{path}: {err}")]
-    Io {
+    Read {
+        /// Path.
+        path: String,
+        /// What went wrong.
+        err: ReadError,
+    },
+    /// A folder could not be listed.
+    #[error("{path}: cannot list the folder: {err}")]
+    Dir {
         /// Path.
         path: String,
         /// OS error.
         err: std::io::Error,
     },
-    /// File content is invalid.
-    #[error("{0}")]
-    Invalid(String),
+    /// A certificate folder with too many files.
+    #[error("{path}: more than {MAX_CERT_DIR_FILES} files; a certificate folder holds a handful")]
+    TooManyFiles {
+        /// Path.
+        path: String,
+    },
+    /// A certificate table without its terminating entry.
+    #[error("{table}: certificate table entry at byte offset {off} is truncated (no terminating zero entry)")]
+    TableTruncated {
+        /// Which table.
+        table: String,
+        /// Offset of the entry.
+        off: usize,
+    },
+    /// A table entry pointing outside the table.
+    #[error(
+        "{table}: {name} (table byte offset {off}) points to {at}+{len}, beyond the {size} bytes"
+    )]
+    TableBounds {
+        /// Which table.
+        table: String,
+        /// Entry name (GUID's name or number).
+        name: String,
+        /// Offset of the entry.
+        off: usize,
+        /// Its data offset.
+        at: usize,
+        /// Its data length.
+        len: usize,
+        /// Table size.
+        size: usize,
+    },
+    /// A table entry pointing into the entries.
+    #[error("{table}: {name} (table byte offset {off}) points into the table")]
+    TableOverlap {
+        /// Which table.
+        table: String,
+        /// Entry name.
+        name: String,
+        /// Offset of the entry.
+        off: usize,
+    },
+    /// A certificate that does not parse.
+    #[error(transparent)]
+    Cert(#[from] CertError),
 }
 
-/// Reads a file, naming it in the error.
-pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
-    std::fs::read(path).map_err(|err| InputError::Io {
+impl InputError {
+    /// Whether the failure is the environment's (the file could not be read at all),
+    /// rather than the content's.
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            InputError::Read {
+                err: ReadError::Io(_),
+                ..
+            } | InputError::Dir { .. }
+        )
+    }
+}
+
+/// Reads a file with the limit of its kind, naming it in the error.
+pub fn read(path: &Path, kind: Input) -> Result<Vec<u8>, InputError> {
+    limits::read(path, kind).map_err(|err| InputError::Read {
         path: path.display().to_string(),
         err,
     })
@@ -74,11 +139,12 @@ pub fn parse_cert_table(t: &[u8], source: &str) -> Result<Vec<Cert>, InputError>
     let mut out = Vec::new();
     let mut off = 0usize;
     loop {
-        let e = t.get(off..off + 24).ok_or_else(|| {
-            InputError::Invalid(format!(
-                "{source}: certificate table entry at byte offset {off} is truncated (no terminating zero entry)"
-            ))
-        })?;
+        let e = t
+            .get(off..off + 24)
+            .ok_or_else(|| InputError::TableTruncated {
+                table: source.to_string(),
+                off,
+            })?;
         if e.iter().all(|b| *b == 0) {
             break;
         }
@@ -94,21 +160,22 @@ pub fn parse_cert_table(t: &[u8], source: &str) -> Result<Vec<Cert>, InputError>
         let data = o
             .checked_add(n)
             .and_then(|end| t.get(o..end))
-            .ok_or_else(|| {
-                InputError::Invalid(format!(
-                    "{source}: {name} (table byte offset {off}) points to {o}+{n}, beyond the {} bytes",
-                    t.len()
-                ))
+            .ok_or_else(|| InputError::TableBounds {
+                table: source.to_string(),
+                name: name.clone(),
+                off,
+                at: o,
+                len: n,
+                size: t.len(),
             })?;
         if o < off + 24 {
-            return Err(InputError::Invalid(format!(
-                "{source}: {name} (table byte offset {off}) points into the table"
-            )));
+            return Err(InputError::TableOverlap {
+                table: source.to_string(),
+                name,
+                off,
+            });
         }
-        out.extend(
-            parse_blob(data, &format!("{source}:{name}"))
-                .map_err(|e| InputError::Invalid(e.to_string()))?,
-        );
+        out.extend(parse_blob(data, &format!("{source}:{name}"))?);
         off += 24;
     }
     Ok(out)
@@ -140,17 +207,28 @@ fn looks_like_crl(bytes: &[u8]) -> bool {
 /// that garbage is named rather than skipped.
 pub fn load_cert_dir(dir: &Path) -> Result<Found, InputError> {
     let mut found = Found::default();
-    let rd = std::fs::read_dir(dir).map_err(|err| InputError::Io {
+    let rd = std::fs::read_dir(dir).map_err(|err| InputError::Dir {
         path: dir.display().to_string(),
         err,
     })?;
-    let mut paths: Vec<_> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
+    // The listing is bounded too: a folder of a million files is not a certificate
+    // folder, and is refused before any file is read.
+    let mut paths = Vec::new();
+    for e in rd.filter_map(|e| e.ok()) {
+        let p = e.path();
+        if !p.is_file() {
+            continue;
+        }
+        if paths.len() == MAX_CERT_DIR_FILES {
+            return Err(InputError::TooManyFiles {
+                path: dir.display().to_string(),
+            });
+        }
+        paths.push(p);
+    }
     paths.sort();
     for p in paths {
-        let bytes = read(&p)?;
+        let bytes = read(&p, Input::Cert)?;
         if looks_like_crl(&bytes) {
             found.crl = Some(bytes);
             continue;
@@ -178,10 +256,9 @@ pub fn load_cert_dir(dir: &Path) -> Result<Found, InputError> {
                 continue;
             }
         }
-        found.certs.extend(
-            parse_blob(&bytes, &p.display().to_string())
-                .map_err(|e| InputError::Invalid(e.to_string()))?,
-        );
+        found
+            .certs
+            .extend(parse_blob(&bytes, &p.display().to_string())?);
     }
     Ok(found)
 }
@@ -199,10 +276,10 @@ pub struct Tsm {
 
 /// Reads a configfs-tsm folder.
 pub fn load_tsm(dir: &Path) -> Result<Tsm, InputError> {
-    let report = read(&dir.join("outblob"))?;
+    let report = read(&dir.join("outblob"), Input::Report)?;
     let aux = dir.join("auxblob");
     let certs = if aux.exists() {
-        let b = read(&aux)?;
+        let b = read(&aux, Input::CertTable)?;
         if b.is_empty() {
             Vec::new()
         } else {
@@ -213,7 +290,7 @@ pub fn load_tsm(dir: &Path) -> Result<Tsm, InputError> {
     };
     let m = dir.join("manifestblob");
     let manifest = if m.exists() {
-        let b = read(&m)?;
+        let b = read(&m, Input::Manifest)?;
         (!b.is_empty()).then_some(b)
     } else {
         None

@@ -35,6 +35,13 @@ pub enum KdsError {
         /// Message.
         msg: String,
     },
+    /// HTTP 404: KDS has no such certificate (for a VCEK: no chip with this hwID and
+    /// TCB), which says something about the evidence rather than the network.
+    #[error("KDS {url}: HTTP 404, no such certificate")]
+    NotFound {
+        /// URL.
+        url: String,
+    },
     /// `--offline`.
     #[error("certificates needed from KDS ({0}) but --offline was given")]
     Offline(String),
@@ -95,7 +102,9 @@ impl Kds {
     fn cached(&self, key: &str, path: &str) -> Result<Vec<u8>, KdsError> {
         let file = self.cache.as_ref().map(|c| c.join(key));
         if let Some(f) = &file {
-            if let Ok(b) = std::fs::read(f) {
+            // A cache file is read with the certificate limit: a cache someone else
+            // can write is still not a way to exhaust memory.
+            if let Ok(b) = crate::limits::read(f, crate::limits::Input::Cert) {
                 return Ok(b);
             }
         }
@@ -120,16 +129,14 @@ impl Kds {
         for attempt in 1..=self.max_attempts {
             match self.agent.get(&url).call() {
                 Ok(resp) => {
-                    let mut buf = Vec::new();
-                    use std::io::Read;
-                    resp.into_reader()
-                        .take(1 << 20)
-                        .read_to_end(&mut buf)
-                        .map_err(|e| KdsError::Http {
-                            url: url.clone(),
-                            msg: e.to_string(),
-                        })?;
-                    return Ok(buf);
+                    return crate::limits::read_from(
+                        resp.into_reader(),
+                        crate::limits::Input::KdsResponse,
+                    )
+                    .map_err(|e| KdsError::Http {
+                        url: url.clone(),
+                        msg: e.to_string(),
+                    });
                 }
                 Err(ureq::Error::Status(429, resp)) if attempt < self.max_attempts => {
                     let wait = resp
@@ -140,6 +147,7 @@ impl Kds {
                     std::thread::sleep(wait);
                     delay *= 2;
                 }
+                Err(ureq::Error::Status(404, _)) => return Err(KdsError::NotFound { url }),
                 Err(ureq::Error::Status(code, _)) => {
                     return Err(KdsError::Http {
                         url,

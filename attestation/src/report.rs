@@ -14,9 +14,12 @@ use zerocopy::FromBytes;
 /// An input-level problem with a report file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReportInputError {
-    /// Not raw (1184 bytes), hex or base64 of a report.
-    #[error("report: {0}")]
-    Encoding(String),
+    /// Text that is neither hex nor base64.
+    #[error("report: {len} bytes of text that are neither hex nor base64")]
+    NotHexOrBase64 {
+        /// Bytes in the file.
+        len: usize,
+    },
 }
 
 /// Decodes a report given as raw bytes, hex text or base64 text. Raw is recognised by
@@ -38,18 +41,41 @@ pub fn decode_report_input(bytes: &[u8]) -> Result<Vec<u8>, ReportInputError> {
             .filter(|b| !b.is_ascii_whitespace())
             .collect();
         if compact.len().is_multiple_of(2) && compact.iter().all(u8::is_ascii_hexdigit) {
-            return hex::decode(&compact).map_err(|e| ReportInputError::Encoding(e.to_string()));
+            return hex::decode(&compact)
+                .map_err(|_| ReportInputError::NotHexOrBase64 { len: bytes.len() });
         }
         use base64::Engine;
         if let Ok(v) = base64::engine::general_purpose::STANDARD.decode(&compact) {
             return Ok(v);
         }
-        return Err(ReportInputError::Encoding(format!(
-            "{} bytes of text that are neither hex nor base64",
-            bytes.len()
-        )));
+        return Err(ReportInputError::NotHexOrBase64 { len: bytes.len() });
     }
     Ok(bytes.to_vec())
+}
+
+/// A problem with the report itself (its length or its signature).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// Fewer than 0x4A0 bytes.
+    #[error("report is {len} bytes, expected {REPORT_SIZE} (0x{REPORT_SIZE:X}); truncated at byte offset 0x{len:X}")]
+    Truncated {
+        /// Bytes present.
+        len: usize,
+    },
+    /// More than 0x4A0 bytes.
+    #[error("report is {len} bytes, expected {REPORT_SIZE} (0x{REPORT_SIZE:X}); {} trailing bytes from offset 0x{REPORT_SIZE:X}", len - REPORT_SIZE)]
+    Trailing {
+        /// Bytes present.
+        len: usize,
+    },
+    /// R or S is not a scalar of the curve.
+    #[error("signature R or S is zero or not below the group order (offset 0x2A0)")]
+    SignatureScalars,
+    /// The signature does not verify with the leaf key.
+    #[error(
+        "ECDSA P-384/SHA-384 signature over bytes 0x000-0x29F does not verify with the leaf key"
+    )]
+    BadSignature,
 }
 
 /// A report of the right length, as received, with its decoded fields.
@@ -64,26 +90,15 @@ pub struct Report {
 impl Report {
     /// Takes the bytes of a report; fails only on a wrong length (the other structural
     /// checks are named checks of the verifier).
-    pub fn from_bytes(bytes: &[u8]) -> Result<Report, String> {
-        if bytes.len() != REPORT_SIZE {
-            return Err(format!(
-                "report is {} bytes, expected {} (0x{:X}); {}",
-                bytes.len(),
-                REPORT_SIZE,
-                REPORT_SIZE,
-                if bytes.len() < REPORT_SIZE {
-                    format!("truncated at byte offset 0x{:X}", bytes.len())
-                } else {
-                    format!(
-                        "{} trailing bytes from offset 0x{:X}",
-                        bytes.len() - REPORT_SIZE,
-                        REPORT_SIZE
-                    )
-                }
-            ));
-        }
-        let r = AttestationReport::read_from_bytes(bytes)
-            .map_err(|_| "report: length mismatch".to_string())?;
+    pub fn from_bytes(bytes: &[u8]) -> Result<Report, ReportError> {
+        let len = bytes.len();
+        let r = AttestationReport::read_from_bytes(bytes).map_err(|_| {
+            if len < REPORT_SIZE {
+                ReportError::Truncated { len }
+            } else {
+                ReportError::Trailing { len }
+            }
+        })?;
         Ok(Report {
             bytes: bytes.to_vec(),
             r,
@@ -96,16 +111,14 @@ impl Report {
     }
 
     /// The signature as a P-384 ECDSA signature (R and S converted from little-endian).
-    pub fn signature(&self) -> Result<p384::ecdsa::Signature, String> {
+    pub fn signature(&self) -> Result<p384::ecdsa::Signature, ReportError> {
         let mut r = [0u8; 48];
         let mut s = [0u8; 48];
         r.copy_from_slice(&self.r.signature_r[..48]);
         s.copy_from_slice(&self.r.signature_s[..48]);
         r.reverse();
         s.reverse();
-        p384::ecdsa::Signature::from_scalars(r, s).map_err(|_| {
-            "signature R or S is zero or not below the group order (offset 0x2A0)".into()
-        })
+        p384::ecdsa::Signature::from_scalars(r, s).map_err(|_| ReportError::SignatureScalars)
     }
 
     /// Verifies the ECDSA P-384/SHA-384 signature with the leaf's key (SEC1 point).
@@ -114,23 +127,20 @@ impl Report {
     /// `p384` crate (measured by `cargo bench -p attestation`), which decides whether a
     /// verifier with a cached chain reaches 1,000 verifications per second per core.
     /// R and S are range-checked first with `p384` so that the error names them.
-    pub fn verify_signature_ring(&self, sec1_point: &[u8]) -> Result<(), String> {
+    pub fn verify_signature_ring(&self, sec1_point: &[u8]) -> Result<(), ReportError> {
         let sig = self.signature()?;
         ring::signature::UnparsedPublicKey::new(
             &ring::signature::ECDSA_P384_SHA384_FIXED,
             sec1_point,
         )
         .verify(self.signed_bytes(), &sig.to_bytes())
-        .map_err(|_| {
-            "ECDSA P-384/SHA-384 signature over bytes 0x000-0x29F does not verify with the leaf key"
-                .to_string()
-        })
+        .map_err(|_| ReportError::BadSignature)
     }
 
     /// Verifies the ECDSA P-384/SHA-384 signature with the leaf's key (pure Rust).
-    pub fn verify_signature(&self, key: &p384::ecdsa::VerifyingKey) -> Result<(), String> {
+    pub fn verify_signature(&self, key: &p384::ecdsa::VerifyingKey) -> Result<(), ReportError> {
         let sig = self.signature()?;
         key.verify(self.signed_bytes(), &sig)
-            .map_err(|_| "ECDSA P-384/SHA-384 signature over bytes 0x000-0x29F does not verify with the leaf key".into())
+            .map_err(|_| ReportError::BadSignature)
     }
 }

@@ -84,8 +84,9 @@ fn exit_codes_and_json_schema() {
     ]);
     assert_eq!(c, 1, "{out}");
     assert!(out.contains("FAIL  report.signature"));
-    // Input errors: missing file, bad policy, garbage certificate, bad --at.
-    assert_eq!(run(&["/nonexistent/report.bin", "--offline"]).0, 2);
+    // A missing file is the environment's failure (3); a bad policy, a garbage
+    // certificate and a bad --at are usage errors (2).
+    assert_eq!(run(&["/nonexistent/report.bin", "--offline"]).0, 3);
     std::fs::write(d.join("p.toml"), "min_guest_svn = \"x\"").unwrap();
     let (c, _, err) = run(&[
         &format!("{g}/report.bin"),

@@ -156,7 +156,10 @@ fn manifest_is_parsed_strictly() {
     t.push(0);
     let n = t.len() as u32;
     t[16..20].copy_from_slice(&n.to_le_bytes());
-    assert!(parse_manifest_strict(&t).unwrap_err().contains("trailing"));
+    assert!(parse_manifest_strict(&t)
+        .unwrap_err()
+        .to_string()
+        .contains("trailing"));
     // Truncation.
     for cut in 0..m.len() {
         assert!(parse_manifest_strict(&m[..cut]).is_err(), "cut {cut}");
@@ -174,7 +177,10 @@ fn manifest_is_parsed_strictly() {
     let mut w = m.clone();
     let off = first_off as usize;
     w[off] = 2;
-    assert!(parse_manifest_strict(&w).unwrap_err().contains("version"));
+    assert!(parse_manifest_strict(&w)
+        .unwrap_err()
+        .to_string()
+        .contains("version"));
 }
 
 #[test]
@@ -182,7 +188,10 @@ fn native_refs_have_no_launch_digest_and_snp_refs_must() {
     let native = r#"{"schema": "vigil-refs/1", "launch_digest": "", "policy": "0x30000", "platform": "native"}"#;
     let r = Refs::from_json(native).unwrap();
     let snp = native.replace("native", "snp");
-    assert!(Refs::from_json(&snp).unwrap_err().contains("launch_digest"));
+    assert!(Refs::from_json(&snp)
+        .unwrap_err()
+        .to_string()
+        .contains("launch_digest"));
     assert!(Refs::from_json(&native.replace("vigil-refs/1", "vigil-refs/2")).is_err());
     let v = Verifier::new(TrustStore::builtin().unwrap());
     let l = log();

@@ -54,7 +54,6 @@ use zerocopy::{FromBytes, FromZeros, IntoBytes};
 use crate::boot_params::{self, BootParams, MapEntry};
 use crate::digest::{KVM_VMSA_GPA, PAGE_SIZE};
 use crate::ovmf::{Ovmf, SectionType};
-use crate::ovmf_measure::FOUR_GB;
 use crate::reset_vmsa::PAT_RESET;
 use crate::{Error, Result};
 
@@ -334,36 +333,99 @@ pub struct Built {
     pub boot_params: BootParams,
 }
 
+/// The SNP guest policy a build or `sign --policy` may write (#56860, "Guest Policy"
+/// table, and SNP_LAUNCH_START, which fails on a policy with bit 17 clear or a reserved
+/// bit set): bit 17 set, bits 63:26 clear. `lint` refuses the same (`policy-reserved`).
+pub fn check_guest_policy(p: u64) -> Result<()> {
+    use svsm_abi::report::policy as P;
+    if p & P::RESERVED_MBO == 0 {
+        return Err(Error::Usage(format!(
+            "guest policy {p:#x}: reserved bit 17 must be 1 (e.g. {:#x})",
+            p | P::RESERVED_MBO
+        )));
+    }
+    if p & P::RESERVED_MASK != 0 {
+        return Err(Error::Usage(format!(
+            "guest policy {p:#x}: reserved bits {:#x} must be 0",
+            p & P::RESERVED_MASK
+        )));
+    }
+    Ok(())
+}
+
+/// The monitor policy file: empty (the monitor's defaults) or one JSON object, at most
+/// [`boot_params::POLICY_MAX`] bytes. Its bytes are measured and its SHA-384 goes into
+/// the reference values, so a file that is not the intended policy (a binary, a
+/// truncated JSON) must not be packaged silently.
+pub fn check_monitor_policy(p: &[u8]) -> Result<()> {
+    if p.len() > boot_params::POLICY_MAX {
+        return Err(Error::format(
+            "monitor policy: size",
+            boot_params::POLICY_MAX as u64,
+            format!(
+                "{} bytes exceed the {} bytes of the BootParams page",
+                p.len(),
+                boot_params::POLICY_MAX
+            ),
+        ));
+    }
+    if p.is_empty() {
+        return Ok(());
+    }
+    let v: serde_json::Value = serde_json::from_slice(p).map_err(|e| {
+        // serde_json reports line and column; turn them into a byte offset.
+        let line_start: usize = p
+            .split(|b| *b == b'\n')
+            .take(e.line().saturating_sub(1))
+            .map(|l| l.len() + 1)
+            .sum();
+        Error::format(
+            "monitor policy: JSON",
+            (line_start + e.column().saturating_sub(1)) as u64,
+            e.to_string(),
+        )
+    })?;
+    if !v.is_object() {
+        return Err(Error::format(
+            "monitor policy: JSON",
+            0,
+            "the policy must be one JSON object",
+        ));
+    }
+    Ok(())
+}
+
 /// Build the IGVM file for `cfg`.
 pub fn build(cfg: &BuildConfig) -> Result<Built> {
     if cfg.profile != Profile::QemuKvm {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "profile {:?} is documented but not yet supported; use qemu-kvm",
             cfg.profile
         )));
     }
     if !cfg.snp && !cfg.native {
-        return Err(Error::Invalid("select at least one platform".into()));
+        return Err(Error::Usage("select at least one platform".into()));
     }
     if !(1..=3).contains(&cfg.guest_vmpl) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "--guest-vmpl {} is not 1, 2 or 3",
             cfg.guest_vmpl
         )));
     }
-    if cfg.vcpus == 0 {
-        return Err(Error::Invalid("--vcpus must be at least 1".into()));
-    }
-    if cfg.policy.len() > boot_params::POLICY_MAX {
-        return Err(Error::Invalid(format!(
-            "monitor policy of {} bytes exceeds {} bytes",
-            cfg.policy.len(),
-            boot_params::POLICY_MAX
+    if cfg.vcpus == 0 || cfg.vcpus > crate::limits::MAX_VCPUS {
+        return Err(Error::Usage(format!(
+            "--vcpus {} is outside 1..={}",
+            cfg.vcpus,
+            crate::limits::MAX_VCPUS
         )));
+    }
+    check_monitor_policy(&cfg.policy)?;
+    if cfg.snp {
+        check_guest_policy(cfg.guest_policy)?;
     }
     let feats = SevFeatures(cfg.sev_features);
     if cfg.snp && (!feats.contains(SevFeatures::SNP_ACTIVE) || feats.unknown_bits() != 0) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Usage(format!(
             "--sev-features {:#x}: SNPActive (bit 0) is required and bits {:#x} are reserved",
             cfg.sev_features,
             feats.unknown_bits()
@@ -433,7 +495,7 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
     let overlaps_vigil = |base: u64, size: u64| base < L::VIGIL_END && base + size > L::VIGIL_START;
     match &cfg.firmware {
         Firmware::Ovmf(data) => {
-            let ovmf = Ovmf::parse("OVMF", data.as_slice(), FOUR_GB)?;
+            let ovmf = Ovmf::parse_ovmf(data.as_slice(), cfg.snp)?;
             bp.fw_start = ovmf.gpa();
             bp.fw_size = data.len() as u64;
             bp.fw_entry = 0xFFFF_FFF0;

@@ -35,6 +35,10 @@ pub enum Error {
     /// A key or signature could not be used.
     #[error("key/signature: {0}")]
     Crypto(String),
+    /// The request itself is wrong (flags that contradict each other or the input):
+    /// exit code 2, like a command-line usage error.
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl Error {
@@ -55,10 +59,18 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The process exit code for this error under the scheme shared with vigil-verify
+    /// (docs/igvm.md, "Exit codes"): 1 the input was examined and is bad, 2 usage,
+    /// 3 environment (a file cannot be opened, read or written).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Io { .. } => 3,
+            Error::Usage(_) => 2,
+            Error::Format { .. } | Error::Invalid(_) | Error::Igvm(_) | Error::Crypto(_) => 1,
+        }
+    }
+}
+
 /// The crate's result type.
 pub type Result<T> = std::result::Result<T, Error>;
-
-/// Read a whole file, mapping the error to [`Error::Io`].
-pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| Error::io(path, e))
-}

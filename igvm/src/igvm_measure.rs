@@ -32,6 +32,7 @@ use svsm_abi::vmsa::Vmsa;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::digest::{self, Measurement, PageOp, KVM_VMSA_GPA, PAGE_SIZE};
+use crate::limits::MAX_VCPUS;
 use crate::reset_vmsa::{self, Fpu, VmmType, BSP_EIP};
 use crate::{reader, Error, Result};
 
@@ -90,7 +91,7 @@ pub struct LoaderRules {
     pub zero_pages: ZeroRule,
     /// Under `VmsaRule::Kvm`: measure a reset-state VMSA for each vCPU without one in the file.
     pub ap_vmsas: bool,
-    /// Number of vCPUs (default: the number of VMSAs in the file, at least 1).
+    /// Number of vCPUs (default: the file's own count, see [`file_vcpus`]).
     pub vcpus: Option<u32>,
     /// CPUID signature in RDX of the reset-state VMSAs.
     pub vcpu_sig: u32,
@@ -187,6 +188,32 @@ fn apply_fpu(mut v: Vmsa, fpu: Fpu) -> Vmsa {
     v
 }
 
+/// The file's own vCPU count, the default of every command that measures (measure,
+/// refs, sign, lint) and of qemu-args' `-smp`: the count Vigil's BootParams page was
+/// built for, else the number of the file's SNP VMSAs (at least 1). A count above
+/// [`MAX_VCPUS`] is refused: each vCPU adds a measured page, and the value comes from
+/// the file.
+pub fn file_vcpus(file: &IgvmFile, file_vmsa_count: u32) -> Result<u32> {
+    match crate::builder::find_boot_params(file) {
+        Some(bp) if bp.vcpus == 0 || bp.vcpus > MAX_VCPUS => Err(Error::Invalid(format!(
+            "BootParams: vCPU count {} is outside 1..={MAX_VCPUS}",
+            bp.vcpus
+        ))),
+        Some(bp) => Ok(bp.vcpus),
+        None => Ok(file_vmsa_count.max(1)),
+    }
+}
+
+/// The file's own vCPU count for a whole file (see [`file_vcpus`]).
+pub fn default_vcpus(file: &IgvmFile) -> Result<u32> {
+    let vmsas = file
+        .directives()
+        .iter()
+        .filter(|h| matches!(h, IgvmDirectiveHeader::SnpVpContext { .. }))
+        .count() as u32;
+    file_vcpus(file, vmsas)
+}
+
 /// Measure the IGVM file `data` for SNP under `rules`.
 pub fn measure_file(
     data: &[u8],
@@ -195,7 +222,7 @@ pub fn measure_file(
     want_log: bool,
 ) -> Result<IgvmMeasurement> {
     if platform != Platform::Snp {
-        return Err(Error::Invalid(
+        return Err(Error::Usage(
             "only the SNP platform has a launch digest".into(),
         ));
     }
@@ -315,11 +342,19 @@ pub fn measure_parsed(
             _ => None,
         })
         .unwrap_or(1);
-    let vcpus = rules.vcpus.unwrap_or(file_vmsa_count.max(1));
+    let vcpus = match rules.vcpus {
+        Some(v) if v == 0 || v > MAX_VCPUS => {
+            return Err(Error::Usage(format!(
+                "--vcpus {v} is outside 1..={MAX_VCPUS}"
+            )))
+        }
+        Some(v) => v,
+        None => file_vcpus(file, file_vmsa_count)?,
+    };
     if rules.vmsa == VmsaRule::Kvm {
         if let Some(max) = file_vmsas.keys().next_back() {
             if u32::from(*max) >= vcpus {
-                return Err(Error::Invalid(format!(
+                return Err(Error::Usage(format!(
                     "the file has a VMSA for vCPU {max} but --vcpus is {vcpus}"
                 )));
             }

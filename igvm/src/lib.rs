@@ -5,7 +5,8 @@
 //! (OVMF images and sev-snp-measure's modes), [`reset_vmsa`] (VMM-built VMSAs),
 //! [`reader`] (IGVM parsing with offset-naming errors), [`igvm_measure`] (IGVM launch
 //! digests under named loader rules), [`builder`] and [`boot_params`] (`build`),
-//! [`sign`] (ID block), [`refs`], [`inspect`], [`lint`], [`qemu`].
+//! [`sign`] (ID block), [`refs`], [`inspect`], [`lint`], [`qemu`]; [`limits`] (bounded
+//! input reading and count limits).
 #![forbid(unsafe_code)]
 
 pub mod boot_params;
@@ -14,6 +15,7 @@ pub mod digest;
 pub mod error;
 pub mod igvm_measure;
 pub mod inspect;
+pub mod limits;
 pub mod lint;
 pub mod ovmf;
 pub mod ovmf_measure;

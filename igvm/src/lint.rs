@@ -44,7 +44,16 @@ pub enum Severity {
     Error,
     /// Worth a look.
     Warning,
+    /// Information that needs no change (e.g. a platform Vigil does not run on, in a
+    /// file not built by vigil-igvm).
+    Note,
 }
+
+/// The QEMU release whose IGVM loader (backends/igvm.c) the QEMU rules describe: 10.1,
+/// the first with IGVM support. Later releases may accept more (MADT, for one, is
+/// being added upstream); the messages name the version so that a finding can be
+/// weighed against the QEMU actually used.
+pub const QEMU_VERSION: &str = "10.1";
 
 /// One finding.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -55,6 +64,9 @@ pub struct Finding {
     pub code: &'static str,
     /// Directive index (among directives), if any.
     pub directive: Option<usize>,
+    /// Variable-header index (among all variable headers, as in the reader's and
+    /// measure's errors "IGVM variable header N"), if any.
+    pub header: Option<usize>,
     /// File offset of the header, if known.
     pub offset: Option<String>,
     /// Explanation.
@@ -150,6 +162,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
             severity: sev,
             code,
             directive: i,
+            header: i.map(|i| first_dir + i),
             offset: i.and_then(offset_of),
             message: msg,
         })
@@ -162,13 +175,21 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
             (sp.compatibility_mask, sp.platform_type)
         })
         .collect();
+    // A file built by vigil-igvm (it has Vigil's BootParams page) must only name the
+    // platforms Vigil runs on. A third-party file may carry others (TDX, VBS) for other
+    // loaders: QEMU picks the platform it launches, so that is a note.
+    let vigil_file = crate::builder::find_boot_params(file).is_some();
     for (mask, pt) in &platforms {
         if *pt != IgvmPlatformType::SEV_SNP && *pt != IgvmPlatformType::NATIVE {
             push(
-                Severity::Error,
+                if vigil_file {
+                    Severity::Error
+                } else {
+                    Severity::Note
+                },
                 "platform",
                 None,
-                format!("platform {pt:?} (mask {mask:#x}) is not one Vigil supports"),
+                format!("platform {pt:?} (mask {mask:#x}) is not one Vigil runs on"),
             );
         }
     }
@@ -212,7 +233,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                 Severity::Error,
                 "qemu-directive",
                 Some(i),
-                format!("QEMU's IGVM loader does not handle {name} headers"),
+                format!("QEMU {QEMU_VERSION}'s IGVM loader does not handle {name} headers"),
             );
         }
     }
@@ -247,7 +268,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                             Severity::Error,
                             "param-initial-data",
                             Some(i),
-                            format!("parameter area {parameter_area_index} has initial data; parameter areas must start zeroed"),
+                            format!("parameter area {parameter_area_index} has initial data; QEMU {QEMU_VERSION} expects parameter areas zeroed"),
                         );
                     }
                 }
@@ -384,7 +405,7 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                             Severity::Error,
                             "vmsa-gpa",
                             Some(i),
-                            format!("VMSA of vCPU {vp_index} at GPA {gpa:#x}: QEMU requires 0xFFFFFFFFF000 (KVM measures it there)"),
+                            format!("VMSA of vCPU {vp_index} at GPA {gpa:#x}: QEMU {QEMU_VERSION} requires 0xFFFFFFFFF000 (KVM measures it there)"),
                         );
                     }
                     match vmsa_of(vmsa) {
@@ -427,10 +448,8 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                 for bad in idb.verify() {
                     push(Severity::Error, "id-block-signature", Some(i), bad);
                 }
-                let rules = LoaderRules {
-                    vcpus: crate::builder::find_boot_params(file).map(|b| b.vcpus),
-                    ..LoaderRules::default()
-                };
+                // The file's own vCPU count (igvm_measure::file_vcpus), as measure does.
+                let rules = LoaderRules::default();
                 if let Ok(me) = igvm_measure::measure_parsed(file, &rules, false) {
                     if me.measurement.digest != idb.block.ld {
                         push(
@@ -448,6 +467,9 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
             }
         }
     }
+    if let Some(msg) = firmware_finding(file) {
+        push(Severity::Error, "firmware", None, msg);
+    }
     // A directive that applies to two platforms is checked twice: report it once.
     let mut seen = std::collections::HashSet::new();
     out.retain(|f| {
@@ -464,6 +486,43 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
     out
 }
 
+/// The OVMF image of a Vigil file (BootParams: firmware entry at the reset vector),
+/// put back together from its pages and checked as `build --firmware` checks it: a file
+/// built by an older vigil-igvm from OVMF_VARS or random bytes is caught here.
+fn firmware_finding(file: &IgvmFile) -> Option<String> {
+    let bp = crate::builder::find_boot_params(file)?;
+    if bp.fw_entry != 0xFFFF_FFF0 {
+        return None; // an ELF guest, checked when it was loaded
+    }
+    let (start, size) = (bp.fw_start, bp.fw_size);
+    // Both values come from the file: bound them before allocating.
+    if size == 0
+        || size > crate::limits::OVMF.limit
+        || start.checked_add(size) != Some(1 << 32)
+        || start % PAGE_SIZE as u64 != 0
+    {
+        return Some(format!(
+            "BootParams firmware {start:#x}+{size:#x} is not an OVMF image ending at 4 GiB \
+             of at most {:#x} bytes",
+            crate::limits::OVMF.limit
+        ));
+    }
+    let mut img = vec![0u8; size as usize];
+    for h in file.directives() {
+        if let IgvmDirectiveHeader::PageData { gpa, data, .. } = h {
+            if (start..start + size).contains(gpa) && !data.is_empty() {
+                let off = (gpa - start) as usize;
+                let n = data.len().min(img.len() - off);
+                img[off..off + n].copy_from_slice(&data[..n]);
+            }
+        }
+    }
+    let snp = bp.flags & crate::boot_params::FLAG_SNP != 0;
+    crate::ovmf::Ovmf::parse_ovmf(img.as_slice(), snp)
+        .err()
+        .map(|e| format!("firmware pages at {start:#x}: {e}"))
+}
+
 fn lint_vmsa(
     v: &Vmsa,
     vp: u16,
@@ -478,7 +537,7 @@ fn lint_vmsa(
             "vmsa-whitelist",
             Some(i),
             format!(
-                "VMSA of vCPU {vp}: nonzero bytes outside the fields QEMU passes to KVM, at offsets {}{}",
+                "VMSA of vCPU {vp}: nonzero bytes outside the fields QEMU {QEMU_VERSION} passes to KVM, at offsets {}{}",
                 shown.join(", "),
                 if outside.len() > 8 { " ..." } else { "" }
             ),

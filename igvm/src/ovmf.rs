@@ -148,6 +148,46 @@ impl<'a> Ovmf<'a> {
         Ok(me)
     }
 
+    /// Parse `data` as an OVMF image ending at 4 GiB and check that it is one a VMM
+    /// would launch: a size within [`crate::limits::OVMF`], the footer table (checked by
+    /// [`Ovmf::parse`]), a reset vector, and for SNP (`snp` true) the SEV metadata.
+    pub fn parse_ovmf(data: impl Into<Cow<'a, [u8]>>, snp: bool) -> Result<Self> {
+        let data = data.into();
+        let limit = crate::limits::OVMF.limit;
+        if data.len() as u64 > limit {
+            return Err(Error::format(
+                "OVMF image: file size",
+                limit,
+                format!(
+                    "{:#x} bytes is larger than the {limit:#x}-byte limit",
+                    data.len()
+                ),
+            ));
+        }
+        check_reset_vector(&data)?;
+        let me = Self::parse("OVMF", data, 1 << 32)?;
+        // QEMU's SNP launch (target/i386/sev.c, snp_launch_finish) stops when the image
+        // has no SEV metadata: OVMF's SEC code needs the pre-validated SEC memory, secrets
+        // and CPUID pages that the metadata places (#56860 SNP_LAUNCH_UPDATE page types).
+        if snp && me.table_entry(SEV_META_DATA_GUID).is_none() {
+            let (footer, _) = me
+                .table
+                .values()
+                .map(|(o, d)| (*o, d.len()))
+                .min()
+                .unwrap_or((me.data.len() - 32 - ENTRY_HEADER_SIZE, 0));
+            return Err(Error::format(
+                "OVMF footer table: SEV metadata entry",
+                footer as u64,
+                format!(
+                    "missing ({SEV_META_DATA_GUID}): the image is not built for SEV-SNP \
+                     (QEMU refuses to launch it as an SNP guest)"
+                ),
+            ));
+        }
+        Ok(me)
+    }
+
     /// The image bytes.
     pub fn data(&self) -> &[u8] {
         &self.data
@@ -302,6 +342,37 @@ impl<'a> Ovmf<'a> {
     }
 }
 
+/// The reset vector: the CPU starts at 0xFFFFFFF0, the last 16 bytes of an image that
+/// ends at 4 GiB (APM vol 2, 14.1.5 "Fetching the First Instruction"). Sixteen bytes hold
+/// no firmware, so edk2's reset vector (OvmfPkg ResetVector, "Vtf0") jumps away from
+/// there: a near (E9) or short (EB) JMP must be among them. Erased flash (all 0x00 or
+/// all 0xFF) and data files have none.
+fn check_reset_vector(data: &[u8]) -> Result<()> {
+    let Some(at) = data.len().checked_sub(16) else {
+        return Err(Error::format(
+            "OVMF image: reset vector",
+            0,
+            format!(
+                "image of {:#x} bytes is shorter than the 16-byte reset vector",
+                data.len()
+            ),
+        ));
+    };
+    let rv = &data[at..];
+    let uniform = rv.iter().all(|b| *b == rv[0]);
+    if uniform || !rv.iter().any(|b| *b == 0xE9 || *b == 0xEB) {
+        return Err(Error::format(
+            "OVMF image: reset vector (GPA 0xfffffff0)",
+            at as u64,
+            format!(
+                "{} holds no jump instruction: not a firmware image",
+                hex::encode(rv)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 type Table = BTreeMap<[u8; 16], (usize, Vec<u8>)>;
 
 fn parse_footer_table(name: &str, data: &[u8]) -> Result<Table> {
@@ -309,13 +380,26 @@ fn parse_footer_table(name: &str, data: &[u8]) -> Result<Table> {
     let len = data.len();
     let what = format!("{name} footer table");
     if len < 32 + ENTRY_HEADER_SIZE {
-        return Ok(table);
+        return Err(Error::format(
+            format!("{what}: footer"),
+            0,
+            format!("image of {len:#x} bytes has no room for the table footer"),
+        ));
     }
     let footer = len - 32 - ENTRY_HEADER_SIZE;
     if data[footer + 2..footer + 18] != guid_le(TABLE_FOOTER_GUID) {
-        // No table: a plain image without SEV support. Callers that need an entry
-        // report its absence by name.
-        return Ok(table);
+        // Attack/mistake: OVMF_VARS, random bytes, a truncated image or zeros have no
+        // table here. sev-snp-measure refuses them too; measuring them would give a
+        // digest of the wrong file.
+        return Err(Error::format(
+            format!("{what}: footer GUID"),
+            (footer + 2) as u64,
+            format!(
+                "{} is not the table footer GUID {TABLE_FOOTER_GUID}: not an OVMF image \
+                 (OVMF_VARS, a truncated image or other data?)",
+                hex::encode(&data[footer + 2..footer + 18])
+            ),
+        ));
     }
     let total = u16::from_le_bytes([data[footer], data[footer + 1]]) as usize;
     let table_size = total.checked_sub(ENTRY_HEADER_SIZE).ok_or_else(|| {
@@ -454,6 +538,50 @@ mod tests {
         img[start + 24..start + 28].copy_from_slice(&3u32.to_le_bytes());
         let o = Ovmf::parse("OVMF", img, 1 << 32).unwrap();
         assert_eq!(o.metadata()[0].section_type, SectionType::Cpuid);
+    }
+
+    fn with_reset_vector(mut img: Vec<u8>) -> Vec<u8> {
+        let n = img.len();
+        // edk2's Vtf0 start: mov eax, cr0; test al, 1; jz; jmp near ...
+        img[n - 16..].copy_from_slice(&[
+            0x0f, 0x20, 0xc0, 0xa8, 0x01, 0x74, 0x05, 0xe9, 0x2c, 0xff, 0xff, 0xff, 0xe9, 0x11,
+            0xff, 0x90,
+        ]);
+        img
+    }
+
+    #[test]
+    fn parse_ovmf_refuses_images_without_reset_vector_footer_or_metadata() {
+        let table = image_with_table(&[(SEV_ES_RESET_BLOCK_GUID, vec![0, 0, 0x80, 0])]);
+        // Erased flash where the reset vector belongs.
+        let e = Ovmf::parse_ovmf(table.clone(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("OVMF image: reset vector (GPA 0xfffffff0) at offset 0xff0"),
+            "{e}"
+        );
+        // A reset vector but no footer table: zeros with a jump at the end.
+        let e = Ovmf::parse_ovmf(with_reset_vector(vec![0; 8192]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("OVMF footer table: footer GUID at offset 0x1fd0"),
+            "{e}"
+        );
+        // Footer and reset vector, no SEV metadata: fine for SEV, refused for SNP.
+        let img = with_reset_vector(table);
+        assert!(Ovmf::parse_ovmf(img.clone(), false).is_ok());
+        let e = Ovmf::parse_ovmf(img, true).unwrap_err().to_string();
+        assert!(e.contains("SEV metadata entry at offset"), "{e}");
+        assert!(e.contains("not built for SEV-SNP"), "{e}");
+        // The AmdSev build's last 4 KiB passes every check.
+        let fx = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/measure/ovmf_AmdSev_suffix.bin"
+        ))
+        .unwrap();
+        assert!(Ovmf::parse_ovmf(fx, true).is_ok());
     }
 
     #[test]

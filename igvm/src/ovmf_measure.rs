@@ -104,6 +104,18 @@ impl KernelHashes {
         }
     }
 
+    /// From digests already computed (kernel and initrd hashed while read, see
+    /// [`crate::limits::sha256`]); no initrd hashes the empty string, as QEMU does.
+    pub fn from_digests(kernel: [u8; 32], initrd: Option<[u8; 32]>, append: Option<&str>) -> Self {
+        let mut cmd = append.unwrap_or("").as_bytes().to_vec();
+        cmd.push(0);
+        Self {
+            kernel,
+            initrd: initrd.unwrap_or_else(|| Sha256::digest([]).into()),
+            cmdline: Sha256::digest(&cmd).into(),
+        }
+    }
+
     /// QEMU's SEV hash table: header GUID, u16 length, then the cmdline, initrd and
     /// kernel entries (GUID, u16 length, SHA-256), padded to 16 bytes.
     pub fn table(&self) -> Vec<u8> {
@@ -212,9 +224,16 @@ fn metadata_ops<'a>(
     Ok(())
 }
 
+/// True for the SNP modes, whose OVMF image needs SEV metadata to launch under QEMU.
+pub fn is_snp(m: Mode) -> bool {
+    matches!(m, Mode::Snp | Mode::SnpOvmfHash | Mode::SnpSvsm)
+}
+
 /// Compute the launch digest for `p`. `want_log` asks for the per-page log (SNP modes).
 pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
-    let ovmf = Ovmf::parse("OVMF", p.ovmf.as_slice(), FOUR_GB)?;
+    // SEV metadata is not required here: sev-snp-measure measures images without it
+    // (Debian 12's), and the CLI warns. `build` requires it (builder.rs).
+    let ovmf = Ovmf::parse_ovmf(p.ovmf.as_slice(), false)?;
     match p.mode {
         Mode::SnpOvmfHash => {
             let ops: Vec<PageOp> = digest::normal_pages(ovmf.gpa(), ovmf.data()).collect();
@@ -269,16 +288,16 @@ pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
         }
         Mode::SnpSvsm => {
             if p.vmm != VmmType::QEMU {
-                return Err(Error::Invalid(
+                return Err(Error::Usage(
                     "snp:svsm mode is defined for --vmm-type QEMU only".into(),
                 ));
             }
             let svsm_data = p
                 .svsm
                 .as_deref()
-                .ok_or_else(|| Error::Invalid("snp:svsm mode needs --svsm".into()))?;
+                .ok_or_else(|| Error::Usage("snp:svsm mode needs --svsm".into()))?;
             let end = ovmf.gpa().checked_sub(p.vars_size).ok_or_else(|| {
-                Error::Invalid(format!(
+                Error::Usage(format!(
                     "--vars-size {:#x} is above the OVMF base {:#x}",
                     p.vars_size,
                     ovmf.gpa()
@@ -333,7 +352,9 @@ pub fn measure(p: &OvmfParams, want_log: bool) -> Result<OvmfMeasurement> {
 
 /// The VMSA pages the measurement of `p` includes, in order (for `--dump-vmsa`).
 pub fn vmsa_pages(p: &OvmfParams) -> Result<Vec<Vec<u8>>> {
-    let ovmf = Ovmf::parse("OVMF", p.ovmf.as_slice(), FOUR_GB)?;
+    // SEV metadata is not required here: sev-snp-measure measures images without it
+    // (Debian 12's), and the CLI warns. `build` requires it (builder.rs).
+    let ovmf = Ovmf::parse_ovmf(p.ovmf.as_slice(), false)?;
     let n = p.vcpus as usize;
     Ok(match p.mode {
         Mode::Sev | Mode::SnpOvmfHash => Vec::new(),
@@ -361,7 +382,7 @@ pub fn vmsa_pages(p: &OvmfParams) -> Result<Vec<Vec<u8>>> {
             let svsm_data = p
                 .svsm
                 .as_deref()
-                .ok_or_else(|| Error::Invalid("snp:svsm mode needs --svsm".into()))?;
+                .ok_or_else(|| Error::Usage("snp:svsm mode needs --svsm".into()))?;
             let end = ovmf.gpa().saturating_sub(p.vars_size);
             let svsm = Ovmf::parse("SVSM", svsm_data, end)?;
             let page = reset_vmsa::to_page(&reset_vmsa::svsm_legacy_vmsa(

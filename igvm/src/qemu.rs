@@ -44,7 +44,7 @@ pub fn qemu_args(data: &[u8], o: &QemuOptions) -> Result<Vec<String>> {
     let (file, _) = reader::parse(data)?;
     igvm_measure::platform_mask(&file, o.platform)?;
     if o.vcpus == 0 {
-        return Err(Error::Invalid("--vcpus must be at least 1".into()));
+        return Err(Error::Usage("--vcpus must be at least 1".into()));
     }
     let mut a: Vec<String> = vec![o.qemu.clone()];
     let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));

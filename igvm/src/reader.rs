@@ -298,9 +298,51 @@ pub fn parse(d: &[u8]) -> Result<(IgvmFile, Vec<HeaderLoc>)> {
             20,
             format!("{header_value:#x} != CRC32 {expected:#x} of the headers"),
         ),
-        other => Error::Igvm(format!("{other} ({})", error_chain(&other))),
+        other => crate_error(d, &locs, &other),
     })?;
     Ok((f, locs))
+}
+
+/// The file cut after its first `n` variable headers (header size and CRC fixed up), so
+/// that the `igvm` crate can be asked about a prefix.
+fn prefix(d: &[u8], locs: &[HeaderLoc], n: usize) -> Vec<u8> {
+    let vh_off = u32_at(d, 8) as usize;
+    let mut p = d.to_vec();
+    if let Some(next) = locs.get(n) {
+        let size = (next.offset - vh_off) as u32;
+        p[12..16].copy_from_slice(&size.to_le_bytes());
+        recompute_checksum(&mut p);
+    }
+    p
+}
+
+/// The `igvm` crate's errors name no offset ("invalid page data type"). The crate
+/// checks headers in order, so the first prefix of the headers it refuses ends at the
+/// culprit: found by bisection (about log2(headers) parses, only on this error path).
+fn crate_error(d: &[u8], locs: &[HeaderLoc], e: &igvm::Error) -> Error {
+    let msg = format!("{e} ({})", error_chain(e));
+    let refused = |n: usize| IgvmFile::new_from_binary(&prefix(d, locs, n), None).is_err();
+    // Invariant: the prefix of `hi` headers is refused; find the smallest such prefix.
+    let (mut lo, mut hi) = (0usize, locs.len());
+    while lo + 1 < hi {
+        let mid = lo + (hi - lo) / 2;
+        if refused(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    match hi.checked_sub(1).and_then(|i| locs.get(i)) {
+        Some(h) => Error::format(
+            format!(
+                "IGVM variable header {} (type {:#x}): refused by the igvm crate",
+                h.index, h.typ
+            ),
+            h.offset as u64,
+            msg,
+        ),
+        None => Error::Igvm(msg),
+    }
 }
 
 /// Parse with only the headers of `isolation` kept.

@@ -67,11 +67,7 @@ pub fn refs(data: &[u8], platform: Platform, rules: &LoaderRules) -> Result<Refs
     let igvm_sha256 = hex::encode(Sha256::digest(data));
     match platform {
         Platform::Snp => {
-            let rules = LoaderRules {
-                vcpus: Some(rules.vcpus.unwrap_or(bp.vcpus)),
-                ..rules.clone()
-            };
-            let m = igvm_measure::measure_parsed(&file, &rules, false)?;
+            let m = igvm_measure::measure_parsed(&file, rules, false)?;
             let mask = m.rules.compatibility_mask;
             let id_block = file
                 .directives()
@@ -102,7 +98,10 @@ pub fn refs(data: &[u8], platform: Platform, rules: &LoaderRules) -> Result<Refs
                 launch_digest: String::new(),
                 policy: "0x0".into(),
                 sev_features: "0x0".into(),
-                vcpus: rules.vcpus.unwrap_or(bp.vcpus),
+                vcpus: match rules.vcpus {
+                    Some(v) => v,
+                    None => igvm_measure::default_vcpus(&file)?,
+                },
                 guest_vmpl: bp.guest_vmpl,
                 monitor_policy_digest: policy_digest,
                 platform,

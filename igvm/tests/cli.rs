@@ -1,6 +1,6 @@
 //! The `vigil-igvm` binary end to end: build -> inspect -> lint -> refs -> qemu-args ->
-//! sign (one step and two steps) -> verify, exit codes (0 ok, 1 check failed, 2 usage or
-//! input error) and errors that name the field and offset.
+//! sign (one step and two steps) -> verify, exit codes (0 ok, 1 bad input or failed
+//! check, 2 usage, 3 environment) and errors that name the field and offset.
 
 mod common;
 
@@ -213,9 +213,9 @@ fn sign_one_step_verify_and_tamper() {
     let (rc, _, err) = run(&["sign", p(&signed), "--verify", "--vcpus", "3"]);
     assert_eq!(rc, 1, "{err}");
     assert!(err.contains("launch digest"), "{err}");
-    // An unsigned file has no block: input error, exit 2.
+    // An unsigned file has no block: bad input, exit 1.
     let (rc, _, err) = run(&["sign", p(&v), "--verify"]);
-    assert_eq!(rc, 2);
+    assert_eq!(rc, 1);
     assert!(err.contains("no SNP ID block"));
     // A file whose signature bytes were changed fails verification (exit 1 or a parse error).
     let mut bytes = std::fs::read(&signed).unwrap();
@@ -298,18 +298,18 @@ fn sign_two_step_with_external_signatures() {
     let wrong: Signature = id.sign(b"something else");
     std::fs::write(s.path("wrong.sig"), wrong.to_der().as_bytes()).unwrap();
     let (rc, _, err) = import(p(&s.path("wrong.sig")));
-    assert_eq!(rc, 2);
+    assert_eq!(rc, 1);
     assert!(err.contains("does not verify"), "{err}");
 }
 
 #[test]
-fn malformed_inputs_exit_2_with_field_and_offset() {
+fn malformed_inputs_exit_1_with_field_and_offset() {
     let s = Setup::new();
     let mut b = std::fs::read(s.path("v.igvm")).unwrap();
     b[16] ^= 0xff; // total_file_size
     std::fs::write(s.path("bad.igvm"), &b).unwrap();
     let (rc, _, err) = run(&["inspect", p(&s.path("bad.igvm"))]);
-    assert_eq!(rc, 2);
+    assert_eq!(rc, 1);
     assert!(
         err.contains("IGVM fixed header: total_file_size at offset 0x10"),
         "{err}"
@@ -318,7 +318,7 @@ fn malformed_inputs_exit_2_with_field_and_offset() {
     b[20] ^= 0xff; // checksum
     std::fs::write(s.path("bad.igvm"), &b).unwrap();
     let (rc, _, err) = run(&["measure", p(&s.path("bad.igvm"))]);
-    assert_eq!(rc, 2);
+    assert_eq!(rc, 1);
     assert!(
         err.contains("IGVM fixed header: checksum at offset 0x14"),
         "{err}"
@@ -340,7 +340,7 @@ fn malformed_inputs_exit_2_with_field_and_offset() {
         "--ovmf",
         p(&s.path("bad.fd")),
     ]);
-    assert_eq!(rc, 2);
+    assert_eq!(rc, 1);
     assert!(
         err.contains(&format!(
             "OVMF footer table: entry at offset {hdr:#x}: length 0x2 < 18"

@@ -18,7 +18,7 @@ fn small_file() -> Vec<u8> {
         native: true,
         vcpus: 1,
         guest_vmpl: 2,
-        policy: b"p".to_vec(),
+        policy: b"{\"p\":1}".to_vec(),
         guest_policy: 0x30000,
         sev_features: 1,
     })

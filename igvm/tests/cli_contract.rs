@@ -443,7 +443,10 @@ fn closed_stdout_ends_quietly() {
             let err = String::from_utf8_lossy(&o.stderr);
             assert!(!err.contains("panicked"), "{args:?}: {err}");
             let code = o.status.code();
-            assert!(matches!(code, Some(141) | Some(0)), "{args:?}: {code:?} {err}");
+            assert!(
+                matches!(code, Some(141) | Some(0)),
+                "{args:?}: {code:?} {err}"
+            );
             codes.push(code);
             if code == Some(141) {
                 assert!(err.is_empty(), "not quiet: {err}");
@@ -803,4 +806,159 @@ fn short_help_keeps_examples_exit_codes_and_the_xtask_kernel_path() {
         out.contains("target/vigil-kernel/x86_64-unknown-none/release/svsm"),
         "{out}"
     );
+}
+
+/// Length of `d` without its trailing zero padding: a cut below it loses content.
+fn content_len(d: &[u8]) -> usize {
+    d.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1)
+}
+
+mod no_digest_for_garbage {
+    //! Property: random bytes and random truncations of each input kind of `measure` and
+    //! `build` never exit 0. (Direct-boot kernels and initrds are opaque data that is
+    //! only hashed, so any bytes are valid there; an empty monitor policy is valid by
+    //! design, so policy cuts keep at least one byte.)
+    use super::*;
+    use proptest::prelude::*;
+
+    struct Fixture {
+        d: Dir,
+        igvm: Vec<u8>,
+    }
+
+    fn fixture() -> &'static Fixture {
+        static F: std::sync::OnceLock<Fixture> = std::sync::OnceLock::new();
+        F.get_or_init(|| {
+            let d = Dir::new();
+            let (rc, _, err) = d.build(&d.path("guest.elf"), "v.igvm", &[]);
+            assert_eq!(rc, 0, "{err}");
+            let igvm = std::fs::read(d.path("v.igvm")).unwrap();
+            Fixture { d, igvm }
+        })
+    }
+
+    /// Which input of which command receives the bytes.
+    #[derive(Clone, Copy, Debug)]
+    enum Slot {
+        MeasureIgvm,
+        MeasureOvmf,
+        MeasureSvsm,
+        BuildKernel,
+        BuildFirmwareOvmf,
+        BuildFirmwareElf,
+        BuildPolicy,
+    }
+
+    const SLOTS: [Slot; 7] = [
+        Slot::MeasureIgvm,
+        Slot::MeasureOvmf,
+        Slot::MeasureSvsm,
+        Slot::BuildKernel,
+        Slot::BuildFirmwareOvmf,
+        Slot::BuildFirmwareElf,
+        Slot::BuildPolicy,
+    ];
+
+    /// The well-formed input of a slot (what truncations cut).
+    fn valid(slot: Slot) -> Vec<u8> {
+        match slot {
+            Slot::MeasureIgvm => fixture().igvm.clone(),
+            Slot::MeasureOvmf | Slot::BuildFirmwareOvmf => ovmf_1m(),
+            Slot::MeasureSvsm => common::fixture("svsm.bin"),
+            Slot::BuildKernel => common::test_kernel(),
+            Slot::BuildFirmwareElf => common::test_guest(),
+            Slot::BuildPolicy => b"{\"protect\": \"kernel-text\"}".to_vec(),
+        }
+    }
+
+    fn exit_code(slot: Slot, data: &[u8], tag: u64) -> (i32, String) {
+        let f = fixture();
+        let input = f.d.put(&format!("in-{tag}"), data);
+        let out = f.d.path(&format!("out-{tag}.igvm"));
+        let (i, o) = (p(&input), p(&out));
+        let ovmf = f.d.path("ovmf.fd");
+        let kernel = f.d.path("kernel.elf");
+        let guest = f.d.path("guest.elf");
+        let svsm_ovmf = std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/measure/svsm_ovmf.fd"
+        ));
+        let snp = ["--vcpus", "2", "--vcpu-type", "EPYC-v4"];
+        let args: Vec<&str> = match slot {
+            Slot::MeasureIgvm => vec!["measure", i],
+            Slot::MeasureOvmf => [&["measure", "--mode", "snp", "--ovmf", i][..], &snp].concat(),
+            Slot::MeasureSvsm => [
+                &[
+                    "measure",
+                    "--mode",
+                    "snp:svsm",
+                    "--ovmf",
+                    p(&svsm_ovmf),
+                    "--svsm",
+                    i,
+                ][..],
+                &["--vars-size", "540672"],
+                &snp,
+            ]
+            .concat(),
+            Slot::BuildKernel => vec!["build", "--kernel", i, "--firmware", p(&guest), "-o", o],
+            Slot::BuildFirmwareOvmf | Slot::BuildFirmwareElf => {
+                vec!["build", "--kernel", p(&kernel), "--firmware", i, "-o", o]
+            }
+            Slot::BuildPolicy => vec![
+                "build",
+                "--kernel",
+                p(&kernel),
+                "--firmware",
+                p(&ovmf),
+                "--policy",
+                i,
+                "-o",
+                o,
+            ],
+        };
+        let (rc, out, err) = run(&args);
+        let _ = std::fs::remove_file(&input);
+        let _ = std::fs::remove_file(&out);
+        (rc, format!("{args:?}: {out} {err}"))
+    }
+
+    #[test]
+    fn every_valid_input_passes() {
+        // The property below is not vacuous: each slot accepts its well-formed input.
+        for (k, slot) in SLOTS.iter().enumerate() {
+            let (rc, what) = exit_code(*slot, &valid(*slot), 1000 + k as u64);
+            assert_eq!(rc, 0, "{slot:?}: {what}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        #[test]
+        fn random_bytes_never_exit_0(
+            slot in 0..SLOTS.len(),
+            pages in 0usize..4,
+            seed in any::<u64>(),
+            extra in 0usize..64,
+        ) {
+            // Page-sized and odd sizes: both reach different checks.
+            // At least one byte: an empty policy is valid by design.
+            let data = noise((pages * 4096 + extra * (seed as usize % 2)).max(1), seed);
+            let (rc, what) = exit_code(SLOTS[slot], &data, seed);
+            prop_assert_ne!(rc, 0, "{}", what);
+        }
+
+        #[test]
+        fn truncations_never_exit_0(slot in 0..SLOTS.len(), cut in any::<prop::sample::Index>(), tag in any::<u64>()) {
+            let full = valid(SLOTS[slot]);
+            // Cut inside the content (trailing zero padding carries nothing); a policy
+            // keeps one byte (an empty policy is valid).
+            let min = usize::from(matches!(SLOTS[slot], Slot::BuildPolicy));
+            let end = content_len(&full);
+            let n = min + cut.index(end - min);
+            let (rc, what) = exit_code(SLOTS[slot], &full[..n], tag);
+            prop_assert_ne!(rc, 0, "cut to {} of {}: {}", n, full.len(), what);
+        }
+    }
 }

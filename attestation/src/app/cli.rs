@@ -69,7 +69,7 @@ pub struct Cli {
     /// Nonce given to the SVSM, hex, at most 4096 bytes (with --manifest, or a
     /// configfs-tsm folder's manifestblob).
     #[arg(long, value_parser = parse_nonce)]
-    pub nonce: Option<Vec<u8>>,
+    pub nonce: Option<Nonce>,
     /// Services manifest file (with --nonce).
     #[arg(long, requires = "nonce")]
     pub manifest: Option<PathBuf>,
@@ -108,8 +108,12 @@ pub struct Cli {
     pub list_checks: bool,
 }
 
+/// The bytes of `--nonce`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nonce(pub Vec<u8>);
+
 /// `--nonce`: hex, at most [`MAX_NONCE`] bytes.
-fn parse_nonce(s: &str) -> Result<Vec<u8>, String> {
+fn parse_nonce(s: &str) -> Result<Nonce, String> {
     let t = s.trim();
     if t.len() > 2 * MAX_NONCE {
         return Err(format!(
@@ -117,7 +121,9 @@ fn parse_nonce(s: &str) -> Result<Vec<u8>, String> {
             t.len()
         ));
     }
-    hex::decode(t).map_err(|e| format!("not hex: {e}"))
+    hex::decode(t)
+        .map(Nonce)
+        .map_err(|e| format!("not hex: {e}"))
 }
 
 /// `--kds-url`: `http://` or `https://`, a non-empty host of URL characters, no
@@ -173,7 +179,7 @@ mod tests {
 
     #[test]
     fn nonce_is_bounded_hex() {
-        assert_eq!(parse_nonce("00ff").unwrap(), vec![0, 0xff]);
+        assert_eq!(parse_nonce("00ff").unwrap(), Nonce(vec![0, 0xff]));
         assert!(parse_nonce("zz").is_err());
         assert!(parse_nonce(&"00".repeat(MAX_NONCE)).is_ok());
         assert!(parse_nonce(&"00".repeat(MAX_NONCE + 1))

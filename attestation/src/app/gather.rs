@@ -128,7 +128,7 @@ pub fn evidence(cli: &Cli, cfg: &Config, kds: &Kds, path: &Path) -> Result<Evide
         report,
         certs,
         crl,
-        nonce: cli.nonce.clone(),
+        nonce: cli.nonce.as_ref().map(|n| n.0.clone()),
         manifest,
         event_log: cfg.event_log.clone(),
         refs: cfg.refs.clone(),

@@ -24,6 +24,9 @@ extern crate std;
 
 pub mod access;
 pub mod cpuid;
+pub mod exit_codes;
+pub mod ghcb_exits;
+pub mod ghcb_io;
 pub mod ghcb_page;
 pub mod host;
 #[cfg(feature = "host")]

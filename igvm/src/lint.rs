@@ -448,8 +448,12 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                 for bad in idb.verify() {
                     push(Severity::Error, "id-block-signature", Some(i), bad);
                 }
-                // The file's own vCPU count (igvm_measure::file_vcpus), as measure does.
-                let rules = LoaderRules::default();
+                // The file's own vCPU count (igvm_measure::file_vcpus) and vCPU type
+                // EPYC-v4: the defaults of measure, refs and sign.
+                let rules = LoaderRules {
+                    vcpu_sig: crate::reset_vmsa::vcpu_type_sig("EPYC-v4").unwrap_or(0),
+                    ..LoaderRules::default()
+                };
                 if let Ok(me) = igvm_measure::measure_parsed(file, &rules, false) {
                     if me.measurement.digest != idb.block.ld {
                         push(

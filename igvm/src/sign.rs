@@ -506,6 +506,8 @@ pub struct Unsigned {
     mask: u32,
     /// The block to sign (launch digest measured under the given rules).
     pub block: IdBlock,
+    /// The vCPU count the launch digest was measured for.
+    pub vcpus: u32,
 }
 
 /// Open `data` for signing: measure it under `rules` and fill the ID block.
@@ -542,6 +544,7 @@ pub fn prepare(
         inits,
         dirs,
         mask,
+        vcpus: m.rules.vcpus,
         block: IdBlock {
             ld: m.measurement.digest,
             family_id: f.family_id,

@@ -962,3 +962,36 @@ mod no_digest_for_garbage {
         }
     }
 }
+
+#[test]
+fn lint_checks_an_id_block_with_the_same_defaults_as_sign() {
+    use p384::pkcs8::{EncodePrivateKey, LineEnding};
+    let d = Dir::new();
+    let (rc, _, err) = d.build(&d.path("guest.elf"), "v.igvm", &["--vcpus", "2"]);
+    assert_eq!(rc, 0, "{err}");
+    let k = p384::ecdsa::SigningKey::from_slice(&[9u8; 48]).unwrap();
+    let pem = k.to_pkcs8_pem(LineEnding::LF).unwrap();
+    let key = d.put("id.pem", pem.as_bytes());
+    let (v, s) = (d.path("v.igvm"), d.path("s.igvm"));
+    let (rc, _, err) = run(&["sign", p(&v), "--id-key", p(&key), "-o", p(&s)]);
+    assert_eq!(rc, 0, "{err}");
+    assert!(err.contains("for 2 vCPU(s)"), "{err}");
+    // Signed under the defaults (the file's 2 vCPUs, EPYC-v4): lint measures the same.
+    let (rc, out, _) = run(&["lint", p(&s)]);
+    assert_eq!(rc, 0, "{out}");
+    assert!(!out.contains("id-block-digest"), "{out}");
+    // Signed for another vCPU type: lint says so.
+    let (rc, _, err) = run(&[
+        "sign",
+        p(&v),
+        "--id-key",
+        p(&key),
+        "--vcpu-type",
+        "EPYC-Milan",
+        "-o",
+        p(&s),
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    let (_, out, _) = run(&["lint", p(&s)]);
+    assert!(out.contains("id-block-digest"), "{out}");
+}

@@ -123,10 +123,16 @@ fn emit_tbs(a: &SignArgs, dir: &Path, unsigned: &sign::Unsigned, json: bool) -> 
     }
     let ld = hex::encode(unsigned.block.ld);
     if json {
-        output::json(
-            &serde_json::json!({ "launch_digest": ld, "tbs_dir": dir.display().to_string() }),
-        )
+        output::json(&serde_json::json!({
+            "launch_digest": ld,
+            "vcpus": unsigned.vcpus,
+            "tbs_dir": dir.display().to_string(),
+        }))
     } else {
+        output::note(&format!(
+            "launch digest in the ID block, for {} vCPU(s):",
+            unsigned.vcpus
+        ));
         output::out(&ld)
     }
 }
@@ -210,9 +216,13 @@ pub fn cmd_sign(a: SignArgs, json: bool) -> Result<(), Fail> {
         .as_ref()
         .ok_or_else(|| Fail::Usage("sign needs -o OUTPUT".into()))?;
     let signed = signed_block(&a, unsigned.block.clone())?;
+    let vcpus = unsigned.vcpus;
     let bytes = unsigned.finish(&signed)?;
     std::fs::write(out, &bytes).map_err(|e| Error::io(out, e))?;
-    output::note(&format!("wrote {}", out.display()));
+    output::note(&format!(
+        "wrote {} (ID block launch digest for {vcpus} vCPU(s))",
+        out.display()
+    ));
     output::json(&signed.summary())?;
     if a.qemu_options {
         let b64 = base64::engine::general_purpose::STANDARD;

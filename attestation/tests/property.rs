@@ -46,7 +46,7 @@ fn tmp() -> PathBuf {
 /// same length half the time), and 1 to 8 changed bytes.
 fn variants(rng: &mut ChaCha8Rng, orig: &[u8]) -> [(String, Vec<u8>); 3] {
     let cut = (rng.next_u32() as usize) % orig.len();
-    let len = if rng.next_u32() % 2 == 0 {
+    let len = if rng.next_u32().is_multiple_of(2) {
         orig.len()
     } else {
         (rng.next_u32() as usize) % (2 * orig.len() + 1)

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vigil-verify");
+/// The binary under test; `VIGIL_VERIFY_BIN` points these tests at another build
+/// (for example one from before a fix, to see them fail).
+fn bin() -> String {
+    std::env::var("VIGIL_VERIFY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_vigil-verify").into())
+}
 const AT: &str = "2026-03-01T00:00:00Z";
 
 struct Out {
@@ -21,7 +25,7 @@ struct Out {
 }
 
 fn run(args: &[&str]) -> Out {
-    let o = Command::new(BIN)
+    let o = Command::new(bin())
         .args(args)
         .env_remove("VIGIL_KDS_URL")
         .env("VIGIL_KDS_CACHE", tmp("no-cache"))
@@ -255,7 +259,7 @@ fn a_batch_keeps_one_result_per_input() {
 
 /// Runs with stdout a pipe whose reader is gone before anything is written.
 fn closed_pipe(args: &[&str]) -> (i32, String) {
-    let mut c = Command::new(BIN)
+    let mut c = Command::new(bin())
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

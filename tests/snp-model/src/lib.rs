@@ -28,6 +28,7 @@ pub mod exit_codes;
 pub mod ghcb_exits;
 pub mod ghcb_io;
 pub mod ghcb_page;
+pub mod guest_msg;
 pub mod host;
 #[cfg(feature = "host")]
 pub mod igvm_loader;
@@ -36,7 +37,9 @@ pub mod memory;
 pub mod msr_protocol;
 pub mod page_info;
 pub mod psc;
+pub mod psp;
 pub mod pvalidate;
+pub mod report;
 pub mod rmp;
 pub mod rmpadjust;
 pub mod secrets;

@@ -43,3 +43,4 @@ pub mod report;
 pub mod rmp;
 pub mod rmpadjust;
 pub mod secrets;
+pub mod vc;

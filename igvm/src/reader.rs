@@ -289,17 +289,7 @@ pub fn recompute_checksum(d: &mut [u8]) {
 /// Parse an IGVM file: [`scan`] first, then the `igvm` crate (all platforms).
 pub fn parse(d: &[u8]) -> Result<(IgvmFile, Vec<HeaderLoc>)> {
     let locs = scan(d)?;
-    let f = IgvmFile::new_from_binary(d, None).map_err(|e| match e {
-        igvm::Error::InvalidChecksum {
-            expected,
-            header_value,
-        } => Error::format(
-            "IGVM fixed header: checksum",
-            20,
-            format!("{header_value:#x} != CRC32 {expected:#x} of the headers"),
-        ),
-        other => crate_error(d, &locs, &other),
-    })?;
+    let f = IgvmFile::new_from_binary(d, None).map_err(|e| crate_error(d, &locs, &e))?;
     Ok((f, locs))
 }
 
@@ -320,6 +310,17 @@ fn prefix(d: &[u8], locs: &[HeaderLoc], n: usize) -> Vec<u8> {
 /// checks headers in order, so the first prefix of the headers it refuses ends at the
 /// culprit: found by bisection (about log2(headers) parses, only on this error path).
 fn crate_error(d: &[u8], locs: &[HeaderLoc], e: &igvm::Error) -> Error {
+    if let igvm::Error::InvalidChecksum {
+        expected,
+        header_value,
+    } = e
+    {
+        return Error::format(
+            "IGVM fixed header: checksum",
+            20,
+            format!("{header_value:#x} != CRC32 {expected:#x} of the headers"),
+        );
+    }
     let msg = format!("{e} ({})", error_chain(e));
     let refused = |n: usize| IgvmFile::new_from_binary(&prefix(d, locs, n), None).is_err();
     // Invariant: the prefix of `hi` headers is refused; find the smallest such prefix.
@@ -347,9 +348,8 @@ fn crate_error(d: &[u8], locs: &[HeaderLoc], e: &igvm::Error) -> Error {
 
 /// Parse with only the headers of `isolation` kept.
 pub fn parse_for(d: &[u8], isolation: IsolationType) -> Result<IgvmFile> {
-    scan(d)?;
-    IgvmFile::new_from_binary(d, Some(isolation))
-        .map_err(|e| Error::Igvm(format!("{e} ({})", error_chain(&e))))
+    let locs = scan(d)?;
+    IgvmFile::new_from_binary(d, Some(isolation)).map_err(|e| crate_error(d, &locs, &e))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -6,6 +6,7 @@
 
 mod bench;
 mod cargo;
+mod doc_commands;
 mod e2e;
 mod elf;
 mod error;

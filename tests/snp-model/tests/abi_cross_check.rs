@@ -1,0 +1,180 @@
+//! The model's layouts (written from the specs) against `svsm-abi`'s (Vigil's), byte
+//! for byte: two implementations written apart. Each test builds a structure with one
+//! side and reads it with the other. Where they disagree, `disagreements.rs` names it.
+
+use snp_model::{ghcb_page, guest_msg, page_info, report, secrets};
+use svsm_abi::ghcb::{exit, msr as abi_msr, offset, Ghcb as AbiGhcb, PscEntry};
+use svsm_abi::guest_request::MsgHeader;
+use svsm_abi::page_info::{PageInfo, PageType as AbiPageType};
+use svsm_abi::report::AttestationReport;
+use svsm_abi::secrets::SecretsPage;
+use zerocopy::{FromBytes, IntoBytes};
+
+#[test]
+fn ghcb_offsets_and_valid_bitmap_agree() {
+    use ghcb_page::off;
+    for (m, a) in [
+        (off::RAX, offset::RAX),
+        (off::SW_EXIT_CODE, offset::SW_EXIT_CODE),
+        (off::SW_EXIT_INFO_1, offset::SW_EXIT_INFO_1),
+        (off::SW_EXIT_INFO_2, offset::SW_EXIT_INFO_2),
+        (off::SW_SCRATCH, offset::SW_SCRATCH),
+    ] {
+        assert_eq!(m, a);
+    }
+    // A GHCB built by svsm-abi reads the same in the model.
+    let mut a = AbiGhcb::new_zeroed_v2();
+    a.sw_exit_code = exit::SNP_GUEST_REQUEST;
+    a.set_valid(offset::SW_EXIT_CODE);
+    a.rcx = 0x1234;
+    a.set_valid(0x308);
+    a.xcr0 = 7;
+    a.set_valid(0x3e8);
+    let mut m = ghcb_page::Ghcb::new();
+    m.0.copy_from_slice(a.as_bytes());
+    assert_eq!(m.get(off::SW_EXIT_CODE), Some(exit::SNP_GUEST_REQUEST));
+    assert_eq!(m.get(off::RCX), Some(0x1234));
+    assert_eq!(m.get(off::XCR0), Some(7));
+    assert_eq!(m.get(off::RAX), None);
+    assert_eq!((m.version(), m.usage()), (2, 0));
+    // And the other way.
+    let mut g = ghcb_page::Ghcb::new();
+    g.set(off::SW_EXIT_INFO_2, 0x55);
+    g.set_cpl(3);
+    let back = AbiGhcb::read_from_bytes(&g.0).unwrap();
+    assert!(back.is_valid(offset::SW_EXIT_INFO_2) && back.is_valid(0x0cb));
+    assert_eq!((back.sw_exit_info_2, back.cpl), (0x55, 3));
+}
+
+#[test]
+fn exit_codes_and_msr_protocol_codes_agree() {
+    use snp_model::exit_codes as ec;
+    use snp_model::msr_protocol::code;
+    for (m, a) in [
+        (ec::PSC, exit::SNP_PSC),
+        (ec::GUEST_REQUEST, exit::SNP_GUEST_REQUEST),
+        (ec::EXT_GUEST_REQUEST, exit::SNP_EXT_GUEST_REQUEST),
+        (ec::AP_CREATION, exit::SNP_AP_CREATION),
+        (ec::SNP_RUN_VMPL, exit::SNP_RUN_VMPL),
+        (ec::HV_FEATURES, exit::HV_FEATURES),
+        (ec::TERM_REQUEST, exit::TERMINATE),
+        (code::SEV_INFO_REQ, abi_msr::SEV_INFO_REQ),
+        (code::SEV_INFO_RESP, abi_msr::SEV_INFO_RESP),
+        (code::CPUID_REQ, abi_msr::CPUID_REQ),
+        (code::CPUID_RESP, abi_msr::CPUID_RESP),
+        (code::REG_GPA_REQ, abi_msr::REGISTER_GHCB_REQ),
+        (code::REG_GPA_RESP, abi_msr::REGISTER_GHCB_RESP),
+        (code::PSC_REQ, abi_msr::PSC_REQ),
+        (code::PSC_RESP, abi_msr::PSC_RESP),
+        (code::VMPL_REQ, abi_msr::RUN_VMPL_REQ),
+        (code::VMPL_RESP, abi_msr::RUN_VMPL_RESP),
+        (code::HV_FT_REQ, abi_msr::HV_FEATURES_REQ),
+        (code::HV_FT_RESP, abi_msr::HV_FEATURES_RESP),
+        (code::TERM_REQ, abi_msr::TERMINATE_REQ),
+    ] {
+        assert_eq!(m, a, "{m:#x}");
+    }
+}
+
+#[test]
+fn psc_entries_built_by_svsm_abi_are_processed_by_the_model_as_meant() {
+    use snp_model::memory::Memory;
+    use snp_model::psc::{descriptor, PSC_BUFFER_LEN, PSC_MAX_ENTRIES};
+    use snp_model::rmp::Rmp;
+    assert_eq!(PSC_MAX_ENTRIES, svsm_abi::ghcb::PSC_MAX_ENTRIES);
+    let mut b = [0u8; PSC_BUFFER_LEN];
+    b[2..4].copy_from_slice(&1u16.to_le_bytes());
+    let es = [PscEntry::new(0x5, 1, false), PscEntry::new(0x200, 1, true)];
+    for (i, e) in es.iter().enumerate() {
+        b[8 + 8 * i..16 + 8 * i].copy_from_slice(&e.0.to_le_bytes());
+    }
+    let (mut m, mut r) = (Memory::new(4 << 20), Rmp::new(1024));
+    assert_eq!(descriptor(&mut m, &mut r, &mut b), 0);
+    assert!(r.entry(0x5000).unwrap().assigned);
+    assert!(r.entry(0x3f_f000).unwrap().assigned);
+    let done = PscEntry(u64::from_le_bytes(b[16..24].try_into().unwrap()));
+    assert_eq!(done.cur_page(), 512);
+}
+
+#[test]
+fn page_info_agrees_byte_for_byte() {
+    for (m, a) in [
+        (page_info::PageType::Normal, AbiPageType::Normal),
+        (page_info::PageType::Vmsa, AbiPageType::Vmsa),
+        (page_info::PageType::Zero, AbiPageType::Zero),
+        (page_info::PageType::Unmeasured, AbiPageType::Unmeasured),
+        (page_info::PageType::Secrets, AbiPageType::Secrets),
+        (page_info::PageType::Cpuid, AbiPageType::Cpuid),
+    ] {
+        let ours = page_info::page_info(&[1; 48], &[2; 48], m, 0xfff_f000);
+        let theirs = PageInfo::new([1; 48], [2; 48], a, 0xfff_f000);
+        assert_eq!(&ours[..], theirs.as_bytes(), "{m:?}");
+    }
+}
+
+#[test]
+fn secrets_page_vmpcks_agree() {
+    let keys = [[1u8; 32], [2; 32], [3; 32], [4; 32]];
+    let p = SecretsPage::read_from_bytes(&secrets::secrets_page(&keys)).unwrap();
+    assert_eq!(
+        (p.vmpck0, p.vmpck1, p.vmpck2, p.vmpck3),
+        (keys[0], keys[1], keys[2], keys[3])
+    );
+    assert_eq!(p.version, 3);
+    assert_eq!(
+        p.svsm_base, 0,
+        "the firmware leaves the SVSM fields to the SVSM"
+    );
+}
+
+#[test]
+fn guest_message_header_agrees() {
+    let h = guest_msg::Header {
+        seqno: 7,
+        msg_type: guest_msg::msg_type::REPORT_REQ,
+        msg_version: 1,
+        vmpck: 2,
+    };
+    let page = guest_msg::seal(&[5; 32], h, &[0; 0x60]).unwrap();
+    let (a, _) = MsgHeader::read_from_prefix(&page).unwrap();
+    assert_eq!(a.msg_seqno, 7);
+    assert_eq!((a.algo, a.hdr_version, a.hdr_size), (1, 1, 0x60));
+    assert_eq!(
+        (a.msg_type, a.msg_version, a.msg_size, a.msg_vmpck),
+        (5, 1, 0x60, 2)
+    );
+}
+
+#[test]
+fn report_fields_agree() {
+    let key = p384::ecdsa::SigningKey::from_slice(&[9; 48]).unwrap();
+    let p = report::Platform {
+        tcb: 0xD116_0000_0000_0104,
+        chip_id: [7; 64],
+        fw: (1, 55, 3),
+        fms: (0x19, 1, 1),
+    };
+    let g = report::Guest {
+        measurement: [4; 48],
+        policy: 0x30000,
+        report_id: [6; 32],
+    };
+    let bytes = report::build(&key, &p, &g, 2, &[8; 64]);
+    let r = AttestationReport::read_from_bytes(&bytes).unwrap();
+    assert_eq!(
+        (r.version, r.vmpl, r.signature_algo, r.policy),
+        (5, 2, 1, 0x30000)
+    );
+    assert_eq!((r.measurement, r.report_data), ([4; 48], [8; 64]));
+    assert_eq!(
+        (r.current_tcb, r.reported_tcb, r.launch_tcb),
+        (p.tcb, p.tcb, p.tcb)
+    );
+    assert_eq!(r.chip_id, [7; 64]);
+    assert_eq!(
+        (r.current_major, r.current_minor, r.current_build),
+        (1, 55, 3)
+    );
+    assert_eq!((r.cpuid_fam_id, r.cpuid_mod_id, r.cpuid_step), (0x19, 1, 1));
+    assert_eq!(r.signing_key(), 0);
+}

@@ -995,3 +995,32 @@ fn lint_checks_an_id_block_with_the_same_defaults_as_sign() {
     let (_, out, _) = run(&["lint", p(&s)]);
     assert!(out.contains("id-block-digest"), "{out}");
 }
+
+#[test]
+fn sign_json_is_one_document_with_the_qemu_options() {
+    use p384::pkcs8::{EncodePrivateKey, LineEnding};
+    let d = Dir::new();
+    let (rc, _, err) = d.build(&d.path("guest.elf"), "v.igvm", &[]);
+    assert_eq!(rc, 0, "{err}");
+    let k = p384::ecdsa::SigningKey::from_slice(&[5u8; 48]).unwrap();
+    let key = d.put("id.pem", k.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes());
+    let (v, s) = (d.path("v.igvm"), d.path("s.igvm"));
+    let (rc, out, err) = run(&[
+        "sign",
+        p(&v),
+        "--id-key",
+        p(&key),
+        "-o",
+        p(&s),
+        "--qemu-options",
+        "--json",
+    ]);
+    assert_eq!(rc, 0, "{err}");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        j["qemu_options"].as_str().unwrap().starts_with("id-block="),
+        "{j}"
+    );
+    let (rc, _, err) = run(&["measure", p(&v), p(&v), "-v"]);
+    assert_eq!(rc, 2, "{err}");
+}

@@ -238,8 +238,8 @@ fn measure_igvm(a: &MeasureArgs, json: bool) -> Result<(), Fail> {
             "give an IGVM file, or --mode with --ovmf".into(),
         ));
     }
-    if a.igvm.len() > 1 && a.log.is_some() {
-        return Err(Fail::Usage("--log takes one IGVM file".into()));
+    if a.igvm.len() > 1 && (a.log.is_some() || a.verbose) {
+        return Err(Fail::Usage("--log and -v take one IGVM file".into()));
     }
     let sig = a.vcpu_sig()?;
     let rules = LoaderRules {

@@ -223,14 +223,24 @@ pub fn cmd_sign(a: SignArgs, json: bool) -> Result<(), Fail> {
         "wrote {} (ID block launch digest for {vcpus} vCPU(s))",
         out.display()
     ));
-    output::json(&signed.summary())?;
-    if a.qemu_options {
-        let b64 = base64::engine::general_purpose::STANDARD;
-        output::out(&format!(
-            "id-block={},id-auth={}",
-            b64.encode(zerocopy::IntoBytes::as_bytes(&signed.block)),
-            b64.encode(sign::id_auth_bytes(&signed))
-        ))?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let qemu = format!(
+        "id-block={},id-auth={}",
+        b64.encode(zerocopy::IntoBytes::as_bytes(&signed.block)),
+        b64.encode(sign::id_auth_bytes(&signed))
+    );
+    match (json, a.qemu_options) {
+        // One JSON document under --json: the QEMU options go inside it.
+        (true, true) => {
+            let mut doc = serde_json::to_value(signed.summary())
+                .map_err(|e| Fail::Env(format!("JSON: {e}")))?;
+            doc["qemu_options"] = qemu.into();
+            output::json(&doc)
+        }
+        (_, false) => output::json(&signed.summary()),
+        (false, true) => {
+            output::json(&signed.summary())?;
+            output::out(&qemu)
+        }
     }
-    Ok(())
 }

@@ -461,8 +461,9 @@ pub fn lint_parsed(file: &IgvmFile, locs: &[HeaderLoc]) -> Vec<Finding> {
                             "id-block-digest",
                             Some(i),
                             format!(
-                                "ID block launch digest {} differs from the digest under the default loader rules {}",
+                                "ID block launch digest {} differs from the digest under the default loader rules ({} vCPU(s), vCPU type EPYC-v4) {}",
                                 hex::encode(idb.block.ld),
+                                me.rules.vcpus,
                                 hex::encode(me.measurement.digest)
                             ),
                         );

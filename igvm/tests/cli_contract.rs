@@ -994,6 +994,7 @@ fn lint_checks_an_id_block_with_the_same_defaults_as_sign() {
     assert_eq!(rc, 0, "{err}");
     let (_, out, _) = run(&["lint", p(&s)]);
     assert!(out.contains("id-block-digest"), "{out}");
+    assert!(out.contains("(2 vCPU(s), vCPU type EPYC-v4)"), "{out}");
 }
 
 #[test]

@@ -416,6 +416,31 @@ fn every_input_is_bounded_and_dev_zero_refused() {
         assert_eq!(rc, 2, "{a:?}: {err}");
         assert!(err.contains("1..=4096"), "{a:?}: {err}");
     }
+    // CPUID signature fields that would be truncated silently.
+    for (flag, value) in [
+        ("--vcpu-family", "271"),
+        ("--vcpu-model", "256"),
+        ("--vcpu-stepping", "16"),
+    ] {
+        let mut a = vec![
+            "measure",
+            "--mode",
+            "snp",
+            "--vcpus",
+            "1",
+            "--ovmf",
+            o,
+            "--vcpu-family",
+            "25",
+        ];
+        if flag == "--vcpu-family" {
+            a.truncate(a.len() - 2);
+        }
+        a.extend([flag, value]);
+        let (rc, _, err) = run(&a);
+        assert_eq!(rc, 2, "{a:?}: {err}");
+        assert!(err.contains(value), "{a:?}: {err}");
+    }
 }
 
 #[test]

@@ -82,14 +82,16 @@ pub struct MeasureArgs {
     /// Guest vCPU signature value (CPUID Fn1 EAX), e.g. 0x800f12.
     #[arg(long, value_name = "VALUE", value_parser = parse_u64, conflicts_with = "vcpu_family")]
     vcpu_sig: Option<u64>,
-    /// Guest vCPU family (with --vcpu-model and --vcpu-stepping).
-    #[arg(long, value_name = "FAMILY")]
+    /// Guest vCPU family, 0..=270 (with --vcpu-model and --vcpu-stepping). CPUID
+    /// Fn0000_0001_EAX holds family 0xF plus an 8-bit extended family, so larger values
+    /// would be truncated silently.
+    #[arg(long, value_name = "FAMILY", value_parser = clap::value_parser!(u32).range(0..=0x10e))]
     vcpu_family: Option<u32>,
-    /// Guest vCPU model (with --vcpu-family).
-    #[arg(long, value_name = "MODEL", requires = "vcpu_family")]
+    /// Guest vCPU model, 0..=255 (with --vcpu-family; 4-bit model + extended model).
+    #[arg(long, value_name = "MODEL", requires = "vcpu_family", value_parser = clap::value_parser!(u32).range(0..=0xff))]
     vcpu_model: Option<u32>,
-    /// Guest vCPU stepping (with --vcpu-family).
-    #[arg(long, value_name = "STEPPING", requires = "vcpu_family")]
+    /// Guest vCPU stepping, 0..=15 (with --vcpu-family).
+    #[arg(long, value_name = "STEPPING", requires = "vcpu_family", value_parser = clap::value_parser!(u32).range(0..=0xf))]
     vcpu_stepping: Option<u32>,
     /// Type of guest VMM (--mode only).
     #[arg(long, value_name = "VMMTYPE", default_value = "QEMU")]

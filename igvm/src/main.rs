@@ -2,8 +2,8 @@
 //!
 //! Exit codes (shared with vigil-verify): 0 success; 1 the input was examined and is bad
 //! (not well-formed, lint errors, a signature or digest that does not verify); 2 usage
-//! (bad or conflicting flags); 3 environment (a file cannot be opened, read or written);
-//! 141 stdout closed by its reader. See `cli::output`.
+//! (bad or conflicting flags); 3 environment (a file cannot be opened, read or written).
+//! Output to a closed stdout stops quietly. See `cli::output`.
 #![forbid(unsafe_code)]
 
 mod cli;
@@ -40,7 +40,8 @@ failure; several input files give {\"results\": [...]}, one result each.
 
 Exit codes: 0 success, 1 an input is bad (malformed file, lint errors, a signature
 that does not verify), 2 usage (bad or conflicting flags), 3 environment (a file cannot
-be read or written), 141 stdout closed (e.g. `| head`).";
+be read or written). A batch exits with the most severe: 2, then 3, then 1, then 0.
+Output to a closed pipe (e.g. `| head`) stops quietly; the exit code is unchanged.";
 
 #[derive(Parser)]
 #[command(name = "vigil-igvm", version, about = "Build, measure, sign and inspect Vigil IGVM files", after_help = EXAMPLES)]

@@ -1,7 +1,7 @@
 //! The binary as its users meet it (issue 14): inputs that are not what they claim to
 //! be, scripts that read `--json` and exit codes, pipes that close early, flags that must
-//! not be ignored. Exit codes: 0 success, 1 bad input, 2 usage, 3 environment, 141 stdout
-//! closed.
+//! not be ignored. Exit codes: 0 success, 1 bad input, 2 usage, 3 environment; a closed
+//! stdout stops the output quietly.
 
 mod common;
 
@@ -452,33 +452,18 @@ fn closed_stdout_ends_quietly() {
         vec!["measure", p(&d.path("v.igvm")), "--log", "json"],
         vec!["inspect", p(&d.path("v.igvm")), "--json"],
     ] {
-        // Another test thread that forks at the wrong moment holds a copy of the read
-        // end until its exec, and a write then succeeds: so a run may end 0. It must
-        // never panic, and within a few runs one must see the closed pipe (141).
-        let mut codes = Vec::new();
-        for _ in 0..8 {
-            let mut c = bin()
-                .args(&args)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            drop(c.stdout.take()); // the reader (`head`) is gone before the first write
-            let o = c.wait_with_output().unwrap();
-            let err = String::from_utf8_lossy(&o.stderr);
-            assert!(!err.contains("panicked"), "{args:?}: {err}");
-            let code = o.status.code();
-            assert!(
-                matches!(code, Some(141) | Some(0)),
-                "{args:?}: {code:?} {err}"
-            );
-            codes.push(code);
-            if code == Some(141) {
-                assert!(err.is_empty(), "not quiet: {err}");
-                break;
-            }
-        }
-        assert!(codes.contains(&Some(141)), "{args:?}: {codes:?}");
+        let mut c = bin()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(c.stdout.take()); // the reader (`head`) is gone before the first write
+        let o = c.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        // Quiet (no panic, no message) and the exit code of the work, as vigil-verify.
+        assert!(err.is_empty(), "{args:?}: {err}");
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
     }
 }
 
@@ -673,9 +658,9 @@ fn json_document_on_every_exit_and_one_result_per_input() {
     // Early failures: a missing file (environment), a clap usage error, a bad file.
     let (rc, j) = doc(&["measure", p(&missing), "--json"]);
     assert_eq!((rc, j["error"]["exit_code"].as_u64()), (3, Some(3)));
-    assert_eq!(j["error"]["kind"], "environment");
+    assert_eq!(j["error"]["class"], "environment");
     let (rc, j) = doc(&["measure", "--json", "--no-such-flag"]);
-    assert_eq!((rc, j["error"]["kind"].as_str()), (2, Some("usage")));
+    assert_eq!((rc, j["error"]["class"].as_str()), (2, Some("usage")));
     let (rc, j) = doc(&[
         "build",
         "--json",
@@ -686,7 +671,7 @@ fn json_document_on_every_exit_and_one_result_per_input() {
         "-o",
         p(&d.path("x")),
     ]);
-    assert_eq!((rc, j["error"]["kind"].as_str()), (1, Some("input")));
+    assert_eq!((rc, j["error"]["class"].as_str()), (1, Some("rejected")));
     // A batch: one result per input, the others survive a bad one; exit = worst code.
     for cmd in ["measure", "lint", "inspect"] {
         let (rc, j) = doc(&[cmd, p(&v), p(&missing), p(&junk), p(&v), "--json"]);

@@ -32,12 +32,21 @@ pub fn parse_vcpus(s: &str) -> Result<u32, String> {
 
 /// One result per input of a batch: the text line (stdout), the JSON fields, and the
 /// exit code of that input (lint findings give 1 with a result). Failures of one input
-/// never lose the others' results; the process exits with the highest code.
+/// never lose the others' results; the process exits with the most severe code, ranked
+/// as vigil-verify ranks them (2, then 3, then 1, then 0).
 pub fn batch<F>(paths: &[PathBuf], json: bool, mut f: F) -> Result<(), Fail>
 where
     F: FnMut(&Path) -> Result<(String, serde_json::Value), Fail>,
 {
     batch_coded(paths, json, |p| f(p).map(|(t, v)| (t, v, 0)))
+}
+
+fn worse(a: u8, b: u8) -> u8 {
+    if Fail::severity(b) > Fail::severity(a) {
+        b
+    } else {
+        a
+    }
 }
 
 /// [`batch`] where an input may succeed with a nonzero code (lint findings).
@@ -51,7 +60,7 @@ where
         let name = p.display().to_string();
         match f(p) {
             Ok((text, mut v, code)) => {
-                worst = worst.max(code);
+                worst = worse(worst, code);
                 if json {
                     if let Some(o) = v.as_object_mut() {
                         o.insert("path".into(), name.into());
@@ -62,9 +71,8 @@ where
                     output::out(&text)?;
                 }
             }
-            Err(Fail::Pipe) => return Err(Fail::Pipe),
             Err(e) => {
-                worst = worst.max(e.code());
+                worst = worse(worst, e.code());
                 output::note(&format!("vigil-igvm: {name}: {}", e.message()));
                 results.push(serde_json::json!({
                     "path": name,
@@ -156,5 +164,20 @@ impl LoaderArgs {
                 Fpu::VmmDefault
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worse;
+
+    #[test]
+    fn batch_exit_code_is_the_most_severe_as_in_vigil_verify() {
+        assert_eq!(worse(0, 1), 1);
+        assert_eq!(worse(1, 3), 3);
+        assert_eq!(worse(3, 1), 3);
+        assert_eq!(worse(3, 2), 2);
+        assert_eq!(worse(2, 3), 2);
+        assert_eq!(worse(2, 0), 2);
     }
 }

@@ -4,15 +4,18 @@
 //! Exit codes (docs/igvm.md "Exit codes"): 0 success; 1 the input was examined and is
 //! bad (not well-formed, lint errors, a signature that does not verify); 2 usage (bad or
 //! conflicting flags, clap's own errors); 3 environment (a file cannot be opened, read or
-//! written). A closed stdout (`vigil-igvm ... --json | head`) ends the process quietly
-//! with 141, the status a shell reports for a process killed by SIGPIPE (128 + 13).
+//! written). A closed stdout (`vigil-igvm ... --json | head`) stops the output quietly,
+//! as vigil-verify does: a reader that has seen enough is not an error, and the exit
+//! code still says how the command went.
 
 use std::io::Write;
 
 use vigil_igvm::Error;
 
-/// Exit status when stdout is a closed pipe (128 + SIGPIPE).
-pub const EXIT_PIPE: u8 = 141;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once stdout turned out to be a closed pipe: later output is dropped.
+static CLOSED: AtomicBool = AtomicBool::new(false);
 
 /// Why a command did not succeed.
 #[derive(Debug)]
@@ -23,8 +26,6 @@ pub enum Fail {
     Check(String),
     /// The environment: a file could not be read or written (exit 3).
     Env(String),
-    /// stdout was closed by its reader; nothing more can be said (exit 141).
-    Pipe,
     /// Already reported (a batch with per-input results); exit with this code.
     Reported(u8),
 }
@@ -36,25 +37,32 @@ impl Fail {
             Fail::Check(_) => 1,
             Fail::Usage(_) => 2,
             Fail::Env(_) => 3,
-            Fail::Pipe => EXIT_PIPE,
             Fail::Reported(c) => *c,
         }
     }
-    /// The kind named in JSON error documents.
-    pub fn kind(&self) -> &'static str {
+    /// The class named in JSON error documents (vigil-verify's names).
+    pub fn class(&self) -> &'static str {
         match self {
-            Fail::Check(_) => "input",
+            Fail::Check(_) => "rejected",
             Fail::Usage(_) => "usage",
             Fail::Env(_) => "environment",
-            Fail::Pipe => "pipe",
             Fail::Reported(_) => "reported",
+        }
+    }
+    /// Rank for a batch's exit code, most severe first as in vigil-verify: usage (2),
+    /// then environment (3), then rejected (1), then success.
+    pub fn severity(code: u8) -> u8 {
+        match code {
+            2 => 3,
+            3 => 2,
+            1 => 1,
+            _ => 0,
         }
     }
     /// The message.
     pub fn message(&self) -> String {
         match self {
             Fail::Usage(m) | Fail::Check(m) | Fail::Env(m) => m.clone(),
-            Fail::Pipe => "stdout closed".into(),
             Fail::Reported(c) => format!("exit code {c}"),
         }
     }
@@ -62,7 +70,7 @@ impl Fail {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({
             "exit_code": self.code(),
-            "kind": self.kind(),
+            "class": self.class(),
             "message": self.message(),
         })
     }
@@ -78,8 +86,12 @@ impl From<Error> for Fail {
     }
 }
 
-/// Write `s` and a newline to stdout; a closed pipe becomes [`Fail::Pipe`].
+/// Write `s` and a newline to stdout. A closed pipe ends the output quietly (later
+/// writes are dropped); another write error is an environment failure.
 pub fn out(s: &str) -> Result<(), Fail> {
+    if CLOSED.load(Ordering::Relaxed) {
+        return Ok(());
+    }
     let mut o = std::io::stdout().lock();
     let r = o.write_all(s.as_bytes()).and_then(|()| {
         if s.ends_with('\n') {
@@ -88,10 +100,14 @@ pub fn out(s: &str) -> Result<(), Fail> {
             o.write_all(b"\n")
         }
     });
-    r.and_then(|()| o.flush()).map_err(|e| match e.kind() {
-        std::io::ErrorKind::BrokenPipe => Fail::Pipe,
-        _ => Fail::Env(format!("stdout: {e}")),
-    })
+    match r.and_then(|()| o.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            CLOSED.store(true, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(e) => Err(Fail::Env(format!("stdout: {e}"))),
+    }
 }
 
 /// Pretty JSON of `v` on stdout.
@@ -110,7 +126,6 @@ pub fn note(s: &str) {
 pub fn finish(r: Result<(), Fail>, json_mode: bool) -> std::process::ExitCode {
     match r {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(Fail::Pipe) => std::process::ExitCode::from(EXIT_PIPE),
         Err(Fail::Reported(c)) => std::process::ExitCode::from(c),
         Err(f) => {
             let label = if f.code() == 1 {
@@ -120,10 +135,7 @@ pub fn finish(r: Result<(), Fail>, json_mode: bool) -> std::process::ExitCode {
             };
             note(&format!("vigil-igvm: {label}: {}", f.message()));
             if json_mode {
-                let doc = serde_json::json!({ "error": f.to_json() });
-                if let Err(Fail::Pipe) = json(&doc) {
-                    return std::process::ExitCode::from(EXIT_PIPE);
-                }
+                let _ = json(&serde_json::json!({ "error": f.to_json() }));
             }
             std::process::ExitCode::from(f.code())
         }

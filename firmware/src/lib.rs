@@ -14,6 +14,7 @@
 use svsm_abi::attest_protocol::{AttestServicesRequest, ATTEST_SERVICES};
 use svsm_abi::calling_area::SvsmRegs;
 use svsm_abi::core_protocol::{call, result, SVSM_ATTEST_PROTOCOL, SVSM_CORE_PROTOCOL};
+use svsm_abi::ghcb::{self, Ghcb};
 use svsm_abi::pvalidate::{PvalidateEntry, HEADER_SIZE, MAX_ENTRIES};
 use svsm_abi::secrets::SecretsPage;
 use svsm_abi::vmsa::{SevFeatures, VmcbSegment, Vmsa};
@@ -235,6 +236,37 @@ pub fn ap_vmsa(a: &ApState) -> Vmsa {
 /// SEV_FEATURES with only SNP_ACTIVE: what Vigil's default policy requires and allows.
 pub const SNP_ACTIVE: u64 = SevFeatures::SNP_ACTIVE.bits();
 
+/// The GHCB page of the guest's own AP creation request, sent after CREATE_VCPU to
+/// start the new vCPU (Linux `vmgexit_ap_control`): SW_EXITCODE SNP AP Creation,
+/// SW_EXITINFO1 = APIC ID (63:32) | the guest's VMPL (19:16) | CREATE (15:0),
+/// SW_EXITINFO2 = the VMSA, RAX = its SEV_FEATURES.
+pub fn ap_create_ghcb(apic_id: u32, vmpl: u8, vmsa: u64, sev_features: u64) -> Ghcb {
+    let mut g = Ghcb::new_zeroed_v2();
+    g.sw_exit_code = ghcb::exit::SNP_AP_CREATION;
+    g.sw_exit_info_1 = ghcb::ap_create::info1(apic_id, vmpl, ghcb::ap_create::CREATE);
+    g.sw_exit_info_2 = vmsa;
+    g.rax = sev_features;
+    for o in [
+        ghcb::offset::SW_EXIT_CODE,
+        ghcb::offset::SW_EXIT_INFO_1,
+        ghcb::offset::SW_EXIT_INFO_2,
+        ghcb::offset::RAX,
+    ] {
+        g.set_valid(o);
+    }
+    g
+}
+
+/// The host's answer in a GHCB page: `Ok` when SW_EXITINFO1 bits 31:0 are 0, else the
+/// SW_EXITINFO1/2 pair (Linux checks the same after `vmgexit_ap_control`).
+pub fn ghcb_answer(page: &[u8; 4096]) -> Result<(), (u64, u64)> {
+    match Ghcb::read_from_bytes(page) {
+        Ok(g) if g.sw_exit_info_1 & 0xffff_ffff == 0 => Ok(()),
+        Ok(g) => Err((g.sw_exit_info_1, g.sw_exit_info_2)),
+        Err(_) => Err((u64::MAX, 0)),
+    }
+}
+
 /// The spec's name of an SVSM result code.
 pub fn result_name(rax: u64) -> &'static str {
     match rax {
@@ -247,6 +279,7 @@ pub fn result_name(rax: u64) -> &'static str {
         result::ERR_INVALID_PARAMETER => "INVALID_PARAMETER",
         result::ERR_INVALID_REQUEST => "INVALID_REQUEST",
         result::ERR_BUSY => "BUSY",
+        result::ERR_FAIL_INUSE => "FAIL_INUSE",
         result::ERR_PVALIDATE_FAIL_INPUT => "PVALIDATE_FAIL_INPUT",
         result::ERR_PVALIDATE_FAIL_SIZEMISMATCH => "PVALIDATE_FAIL_SIZEMISMATCH",
         result::ERR_PVALIDATE_FAIL_UNCHANGED => "PVALIDATE_FAIL_UNCHANGED",
@@ -315,6 +348,22 @@ mod tests {
             (call::CREATE_VCPU, 0x1000, 0x2000, 7)
         );
         assert_eq!(ghcb_run_vmpl(0), 0x16);
+    }
+
+    #[test]
+    fn ap_creation_carries_the_vmpl_like_linux() {
+        use zerocopy::IntoBytes;
+        let g = ap_create_ghcb(1, 2, 0x0180_1000, SNP_ACTIVE);
+        assert_eq!(g.sw_exit_code, 0x8000_0013);
+        assert_eq!(g.sw_exit_info_1, (1 << 32) | (2 << 16) | 1);
+        assert_eq!((g.sw_exit_info_2, g.rax), (0x0180_1000, SNP_ACTIVE));
+        let mut page: [u8; 4096] = g.as_bytes().try_into().unwrap();
+        assert_eq!(
+            ghcb_answer(&page),
+            Err(((1 << 32) | (2 << 16) | 1, 0x0180_1000))
+        );
+        page[0x398..0x3a8].fill(0);
+        assert_eq!(ghcb_answer(&page), Ok(()));
     }
 
     #[test]

@@ -104,8 +104,16 @@ fn set_exit(g: &mut Ghcb, code: u64, info1: u64, info2: u64) {
     g.set_valid(offset::SW_EXIT_INFO_2);
 }
 
-/// Builds an AP-creation GHCB.
-pub fn ap_create_request(op: ApOp, apic_id: u32, vmsa: Gpa, sev_features: u64) -> Ghcb {
+/// Builds an AP-creation GHCB: SW_EXITINFO1 = APIC ID (63:32) | VMPL of the VMSA
+/// (19:16) | request (15:0), as Linux's `vmgexit_ap_control` does. Attack reasoning: a
+/// VMPL field of 0 would have a real host install the VMSA as the vCPU's VMPL0 VMSA.
+pub fn ap_create_request(
+    op: ApOp,
+    apic_id: u32,
+    vmpl: crate::addr::Vmpl,
+    vmsa: Gpa,
+    sev_features: u64,
+) -> Ghcb {
     let mut g = Ghcb::new_zeroed_v2();
     let kind = match op {
         ApOp::Create => ap_create::CREATE,
@@ -114,7 +122,7 @@ pub fn ap_create_request(op: ApOp, apic_id: u32, vmsa: Gpa, sev_features: u64) -
     set_exit(
         &mut g,
         exit::SNP_AP_CREATION,
-        ((apic_id as u64) << 32) | kind,
+        ap_create::info1(apic_id, vmpl.get(), kind),
         vmsa.0,
     );
     g.rax = sev_features;

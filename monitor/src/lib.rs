@@ -57,6 +57,9 @@ pub struct MonitorConfig {
     /// Pages of guest RAM that the launch already validated for the guest (the boot
     /// calling area, the guest image): (address, size).
     pub prevalidated: alloc::vec::Vec<(Gpa, PageSize)>,
+    /// SEV_FEATURES of the boot vCPU's VMSA (from the launch). Every VMSA the guest
+    /// creates must carry exactly these (#58019 6.3).
+    pub boot_sev_features: u64,
     /// VMPCK0 from the secrets page.
     pub vmpck0: [u8; 32],
     /// The policy.
@@ -72,6 +75,8 @@ pub enum ConfigError {
     VigilRange,
     /// The boot calling area is not a prevalidated guest page outside Vigil's memory.
     BootCallingArea,
+    /// The boot vCPU's SEV_FEATURES are not allowed by the policy (invariant 6).
+    BootSevFeatures(u64),
 }
 
 /// What became of a request.
@@ -83,6 +88,9 @@ pub enum CallOutcome {
     NotPending,
     /// The monitor asked for termination; nothing more will be handled.
     Terminated(TermReason),
+    /// The call deleted the calling vCPU's own VMSA (DELETE_VCPU, #58019 6.4): the
+    /// call does not return, the vCPU is not resumed.
+    VcpuDeleted,
 }
 
 /// The monitor.
@@ -101,6 +109,9 @@ pub struct Monitor<P: Platform> {
     pub(crate) deposited: alloc::vec::Vec<(Gpa, PageSize)>,
     pub(crate) dispatched: u64,
     pub(crate) refused_accesses: u64,
+    pub(crate) boot_sev_features: u64,
+    /// Set by DELETE_VCPU when the caller deleted its own VMSA.
+    pub(crate) caller_deleted: bool,
 }
 
 impl<P: Platform> Monitor<P> {
@@ -140,6 +151,9 @@ impl<P: Platform> Monitor<P> {
         {
             return Err(ConfigError::BootCallingArea);
         }
+        if !cfg.policy.sev_features_ok(cfg.boot_sev_features) {
+            return Err(ConfigError::BootSevFeatures(cfg.boot_sev_features));
+        }
         let mut vcpus = Vcpus::default();
         vcpus.add(Vcpu {
             apic_id: cfg.boot_apic_id,
@@ -161,6 +175,8 @@ impl<P: Platform> Monitor<P> {
             deposited: alloc::vec::Vec::new(),
             dispatched: 0,
             refused_accesses: 0,
+            boot_sev_features: cfg.boot_sev_features,
+            caller_deleted: false,
         };
         let launch = svsm_abi::event_log::LaunchPayload {
             svsm_base: cfg.vigil_base.0,
@@ -217,6 +233,10 @@ impl<P: Platform> Monitor<P> {
     pub fn calls_dispatched(&self) -> u64 {
         self.dispatched
     }
+    /// SEV_FEATURES every guest VMSA must carry (the boot vCPU's).
+    pub fn boot_sev_features(&self) -> u64 {
+        self.boot_sev_features
+    }
     /// Why the monitor terminated, if it did.
     pub fn terminated(&self) -> Option<TermReason> {
         self.terminated
@@ -242,29 +262,70 @@ impl<P: Platform> Monitor<P> {
         self.fatal(TermReason::VigilMemoryLost)
     }
 
-    /// Handles a request from the vCPU `apic_id`: checks and clears `call_pending` in
-    /// its calling area, then dispatches the call in `regs` and writes the results back
-    /// into `regs`.
+    /// Handles a request from the vCPU `apic_id` (the calling-area handshake, #58019
+    /// section 5): `call_pending` must be 1 (0: no call, nothing done; any other value:
+    /// INVALID_FORMAT), the call is dispatched with its results in `regs`, and only then
+    /// is `call_pending` cleared in the calling area the call came through. The caller
+    /// must make `regs` visible to the guest before resuming it.
     pub fn handle_request(&mut self, apic_id: u32, regs: &mut SvsmRegs) -> CallOutcome {
+        let (o, caa) = self.dispatch_pending(apic_id, regs);
+        if let Some(caa) = caa {
+            self.clear_pending(caa);
+        }
+        o
+    }
+
+    /// Checks `call_pending` and dispatches; returns the outcome and the calling area
+    /// whose `call_pending` is to be cleared once the results are in place.
+    fn dispatch_pending(
+        &mut self,
+        apic_id: u32,
+        regs: &mut SvsmRegs,
+    ) -> (CallOutcome, Option<Gpa>) {
         if let Some(r) = self.terminated {
-            return CallOutcome::Terminated(r);
+            return (CallOutcome::Terminated(r), None);
         }
         let Some(caa) = self.vcpus.by_apic(apic_id).map(|v| v.caa) else {
-            return CallOutcome::NotPending;
+            return (CallOutcome::NotPending, None);
         };
         let mut pending = [0u8; 1];
-        if self.p.read(caa, &mut pending).is_err() || pending[0] != 1 {
-            return CallOutcome::NotPending;
+        if self.p.read(caa, &mut pending).is_err() || pending[0] == 0 {
+            return (CallOutcome::NotPending, None);
         }
-        if self.p.write(caa, &[0]).is_err() {
-            return CallOutcome::NotPending;
+        if pending[0] != 1 {
+            // Section 5: CALL_PENDING holds 0 or 1; anything else is a malformed
+            // calling area. Refused (and logged) without running a handler.
+            self.dispatched += 1;
+            let caller = self.caller(apic_id);
+            protocol::refuse_call(
+                self,
+                caller,
+                regs,
+                svsm_abi::core_protocol::result::ERR_INVALID_FORMAT,
+            );
+            return (CallOutcome::Handled, Some(caa));
         }
-        self.handle_call(apic_id, regs)
+        (self.handle_call(apic_id, regs), Some(caa))
+    }
+
+    /// Clears `call_pending` after the call. A failed write (the host took the page)
+    /// leaves it set, and the guest, which checks it after the call (Linux
+    /// `svsm_issue_call`, edk2 `SvsmMsrProtocol`), stops.
+    fn clear_pending(&mut self, caa: Gpa) {
+        let _ = self.p.write(caa, &[0]);
+    }
+
+    fn caller(&self, apic_id: u32) -> Caller {
+        Caller {
+            vmpl: self.guest_vmpl.get(),
+            apic_id,
+        }
     }
 
     /// Serves one entry of vCPU `apic_id` into Vigil: reads its call registers, handles
-    /// the request (calling-area handshake included), writes the results back and
-    /// switches back to the guest. A vCPU Vigil cannot read or resume ends the VM.
+    /// the request, writes the results back, then clears `call_pending` (results before
+    /// the flag, section 5) and switches back to the guest. A vCPU Vigil cannot read or
+    /// resume ends the VM; a vCPU that deleted itself is not resumed.
     pub fn serve(&mut self, apic_id: u32) -> CallOutcome {
         if let Some(r) = self.terminated {
             return CallOutcome::Terminated(r);
@@ -272,12 +333,18 @@ impl<P: Platform> Monitor<P> {
         let Ok(mut regs) = self.p.guest_regs(apic_id) else {
             return self.fatal(TermReason::HostInconsistent);
         };
-        let o = self.handle_request(apic_id, &mut regs);
+        let (o, caa) = self.dispatch_pending(apic_id, &mut regs);
         if let CallOutcome::Terminated(_) = o {
             return o;
         }
         if o == CallOutcome::Handled && self.p.set_guest_regs(apic_id, &regs).is_err() {
             return self.fatal(TermReason::HostInconsistent);
+        }
+        if let Some(caa) = caa {
+            self.clear_pending(caa);
+        }
+        if o == CallOutcome::VcpuDeleted {
+            return o;
         }
         if self.p.run_guest(apic_id).is_err() {
             return self.fatal(TermReason::HostRefused);
@@ -290,11 +357,9 @@ impl<P: Platform> Monitor<P> {
         if let Some(r) = self.terminated {
             return CallOutcome::Terminated(r);
         }
-        let caller = Caller {
-            vmpl: self.guest_vmpl.get(),
-            apic_id,
-        };
+        let caller = self.caller(apic_id);
         self.dispatched += 1;
+        self.caller_deleted = false;
         protocol::dispatch(self, caller, regs)
     }
 }

@@ -29,6 +29,8 @@ pub enum RmpError {
     FailInput,
     /// FAIL_PERMISSION (2): RMPADJUST beyond the caller's own rights.
     FailPermission,
+    /// FAIL_INUSE (3): RMPADJUST of a VMSA a running vCPU is using.
+    FailInUse,
     /// FAIL_SIZEMISMATCH (6): the size asked for differs from the RMP entry's.
     FailSizeMismatch,
 }
@@ -39,6 +41,7 @@ impl RmpError {
         match self {
             Self::FailInput => svsm_abi::rmp::ret::FAIL_INPUT,
             Self::FailPermission => svsm_abi::rmp::ret::FAIL_PERMISSION,
+            Self::FailInUse => svsm_abi::rmp::ret::FAIL_INUSE,
             Self::FailSizeMismatch => svsm_abi::rmp::ret::FAIL_SIZEMISMATCH,
         }
     }
@@ -138,11 +141,14 @@ pub trait Platform: GuestMemory {
     ) -> Result<(), RmpError>;
     /// Ask the host to change page states (GHCB page-state change).
     fn page_state_change(&mut self, req: &[PscRequest]) -> Result<(), HostError>;
-    /// Ask the host to create or destroy a vCPU (GHCB AP creation).
+    /// Ask the host to create or destroy a vCPU whose VMSA runs at `vmpl` (GHCB AP
+    /// creation). The SVSM core protocol never needs it: CREATE_VCPU only makes the
+    /// VMSA, the guest starts it with its own AP creation (#58019 6.3).
     fn ap_create(
         &mut self,
         op: ApOp,
         apic_id: u32,
+        vmpl: Vmpl,
         vmsa: Gpa,
         sev_features: u64,
     ) -> Result<(), HostError>;

@@ -20,13 +20,14 @@ pub struct Vcpus {
 }
 
 impl Vcpus {
-    /// Finds a vCPU by APIC ID.
+    /// The vCPU that serves APIC ID `apic_id`: the newest one with it (a CPU brought
+    /// back online gets its new VMSA before the old one is deleted, #58019 6.3).
     pub fn by_apic(&self, apic_id: u32) -> Option<&Vcpu> {
-        self.list.iter().find(|v| v.apic_id == apic_id)
+        self.list.iter().rev().find(|v| v.apic_id == apic_id)
     }
-    /// Finds a vCPU by APIC ID, mutably.
+    /// [`Vcpus::by_apic`], mutably.
     pub fn by_apic_mut(&mut self, apic_id: u32) -> Option<&mut Vcpu> {
-        self.list.iter_mut().find(|v| v.apic_id == apic_id)
+        self.list.iter_mut().rev().find(|v| v.apic_id == apic_id)
     }
     /// Finds a vCPU by VMSA.
     pub fn by_vmsa(&self, vmsa: Gpa) -> Option<&Vcpu> {

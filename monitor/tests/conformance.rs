@@ -31,6 +31,27 @@ fn e4k(gpa: u64, validate: bool) -> PvalidateEntry {
     PvalidateEntry::new(gpa >> 12, false, validate, false)
 }
 
+/// A DEPOSIT_MEM entry (6.5): 4 KiB page, bits 11:2 zero.
+fn dep(gpa: u64) -> PvalidateEntry {
+    PvalidateEntry(svsm_abi::core_protocol::deposit::entry(gpa, false))
+}
+
+/// WITHDRAW_MEM with the list at `at`: (RAX, the GPAs returned).
+fn withdraw(v: &mut SimVm, at: Gpa) -> (u64, Vec<u64>) {
+    let rax = v.call(core(call::WITHDRAW_MEM), at.0, 0, 0).1.rax;
+    let mut n = [0u8; 2];
+    v.guest_read(at, &mut n).unwrap();
+    let n = u16::from_le_bytes(n) as u64;
+    let out = (0..n)
+        .map(|i| {
+            let mut b = [0u8; 8];
+            v.guest_read(Gpa(at.0 + 8 + 8 * i), &mut b).unwrap();
+            u64::from_le_bytes(b)
+        })
+        .collect();
+    (rax, out)
+}
+
 fn last_record(v: &SimVm) -> RecordHeader {
     let mut last = None;
     svsm_abi::event_log::replay(v.m.event_log().bytes(), |h, _| last = Some(*h)).unwrap();
@@ -105,36 +126,71 @@ fn query_protocol_answers_exactly_what_is_implemented() {
 // ---------------------------------------------------------------- CONFIGURE_VTOM
 
 #[test]
-fn configure_vtom_query_reports_none() {
+fn s6_8_configure_vtom_query_bit0_set() {
+    // RCX bit 0 set is the query; under the default policy vTOM cannot be configured
+    // and the answer is 0 (COCONUT's `core_configure_vtom` answers the same).
     let mut v = vm();
-    let (_, r) = v.call(core(call::CONFIGURE_VTOM), 0, 0, 0);
+    let (_, r) = v.call(core(call::CONFIGURE_VTOM), 1, 0, 0);
     assert_eq!((r.rax, r.rcx), (SUCCESS, 0));
-}
-
-#[test]
-fn configure_vtom_set_refused_by_policy_is_invalid_request() {
-    let mut v = vm();
-    assert_eq!(
-        v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 1, 0, 0)
-            .1
-            .rax,
-        ERR_INVALID_REQUEST
-    );
     done(&v);
 }
 
 #[test]
-fn configure_vtom_set_when_allowed_and_bad_value_is_invalid_parameter() {
+fn s6_8_configure_vtom_bit0_clear_configures_refused_by_policy() {
+    // Bit 0 clear is the configure request: enable (bit 1) with a vTOM in 63:12.
+    let mut v = vm();
+    for rcx in [(2 << 20) | 2, 0] {
+        assert_eq!(
+            v.call(core(call::CONFIGURE_VTOM), rcx, 0, 0).1.rax,
+            ERR_INVALID_REQUEST,
+            "{rcx:#x}"
+        );
+    }
+    done(&v);
+}
+
+#[test]
+fn s6_8_configure_vtom_mbz_bits_11_5_are_invalid_parameter() {
+    let mut v = vm();
+    for bit in 5..12 {
+        assert_eq!(
+            v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 2 | (1 << bit), 0, 0)
+                .1
+                .rax,
+            ERR_INVALID_PARAMETER,
+            "bit {bit}"
+        );
+    }
+    done(&v);
+}
+
+#[test]
+fn s6_8_configure_vtom_when_allowed() {
     let mut cfg = SimConfig::small(1);
     cfg.policy.allow_vtom = true;
     let mut v = SimVm::new(cfg);
+    // Not 2 MiB aligned; beyond RAM; a load bit (Vigil never loads CR3/RIP/RSP).
+    for rcx in [0x1000 | 2, (16 << 20) | 2, (2 << 20) | 2 | 4] {
+        assert_eq!(
+            v.call(core(call::CONFIGURE_VTOM), rcx, 0, 0).1.rax,
+            ERR_INVALID_PARAMETER,
+            "{rcx:#x}"
+        );
+    }
     assert_eq!(
-        v.call(core(call::CONFIGURE_VTOM), 0x1000 | 1, 0, 0).1.rax,
-        ERR_INVALID_PARAMETER
+        v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 2, 0, 0)
+            .1
+            .rax,
+        SUCCESS
     );
-    let (_, r) = v.call(core(call::CONFIGURE_VTOM), (2 << 20) | 1, 0, 0);
-    assert_eq!((r.rax, r.rcx), (SUCCESS, 2 << 20));
-    assert_eq!(v.call(core(call::CONFIGURE_VTOM), 0, 0, 0).1.rcx, 2 << 20);
+    let (_, r) = v.call(core(call::CONFIGURE_VTOM), 1, 0, 0);
+    assert_eq!(
+        (r.rax, r.rcx, r.rdx, r.r8),
+        (SUCCESS, 1 | (2 << 20), 2 << 20, 8 << 20)
+    );
+    // Bit 1 clear disables.
+    assert_eq!(v.call(core(call::CONFIGURE_VTOM), 0, 0, 0).1.rax, SUCCESS);
+    assert_eq!(v.call(core(call::CONFIGURE_VTOM), 1, 0, 0).1.rcx, 1);
     done(&v);
 }
 
@@ -157,24 +213,29 @@ fn remap_ca_moves_the_calling_area() {
 #[test]
 fn remap_ca_invalid_address_cases() {
     let mut v = vm();
-    for gpa in [0x5008, VIGIL.0, FREE_2M.0, 1 << 40] {
+    for gpa in [VIGIL.0, FREE_2M.0, 1 << 40] {
         assert_eq!(
             v.call(core(call::REMAP_CA), gpa, 0, 0).1.rax,
             ERR_INVALID_ADDRESS,
             "{gpa:#x}"
         );
     }
+    // Section 5: misaligned is INVALID_PARAMETER.
+    assert_eq!(
+        v.call(core(call::REMAP_CA), 0x5008, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     assert_eq!(v.m.vcpus().by_apic(0).unwrap().caa, BOOT_CAA);
     done(&v);
 }
 
 #[test]
-fn remap_ca_onto_another_vcpus_calling_area_is_invalid_parameter() {
+fn remap_ca_onto_another_vcpus_calling_area_is_invalid_address() {
     let mut v = vm();
     create_ap(&mut v, 1, 0x10000, 0x11000);
     assert_eq!(
         v.call(core(call::REMAP_CA), 0x11000, 0, 0).1.rax,
-        ERR_INVALID_PARAMETER
+        ERR_INVALID_ADDRESS
     );
     done(&v);
 }
@@ -306,7 +367,7 @@ fn pvalidate_of_vigil_memory_is_invalid_address() {
 }
 
 #[test]
-fn pvalidate_outside_ram_or_misaligned_is_invalid_address() {
+fn pvalidate_outside_ram_is_invalid_address_misaligned_is_invalid_parameter() {
     let mut v = vm();
     assert_eq!(v.pvalidate(&[e4k(8 << 20, true)]).0, ERR_INVALID_ADDRESS);
     assert_eq!(
@@ -317,7 +378,7 @@ fn pvalidate_outside_ram_or_misaligned_is_invalid_address() {
             false
         )])
         .0,
-        ERR_INVALID_ADDRESS
+        ERR_INVALID_PARAMETER
     );
 }
 
@@ -352,11 +413,13 @@ fn pvalidate_list_header_checks() {
             .0,
         ERR_INVALID_PARAMETER
     );
-    // Misaligned, in Vigil's memory, in unvalidated memory.
-    for gpa in [LIST_PAGE.0 + 4, VIGIL.0, FREE_2M.0] {
+    // In Vigil's memory, in unvalidated memory; misaligned (section 5: parameter).
+    for gpa in [VIGIL.0, FREE_2M.0] {
         let (_, r) = v.call(core(call::PVALIDATE), gpa, 0, 0);
         assert_eq!(r.rax, ERR_INVALID_ADDRESS, "{gpa:#x}");
     }
+    let (_, r) = v.call(core(call::PVALIDATE), LIST_PAGE.0 + 4, 0, 0);
+    assert_eq!(r.rax, ERR_INVALID_PARAMETER);
     done(&v);
 }
 
@@ -417,8 +480,9 @@ fn pvalidate_record_digests_the_applied_entries() {
 
 // ---------------------------------------------------------------- CREATE_VCPU / DELETE_VCPU
 
+/// The boot vCPU's SEV_FEATURES in `SimConfig::small`.
 fn good_features() -> u64 {
-    SevFeatures::SNP_ACTIVE.bits() | SevFeatures::ALTERNATE_INJECTION.bits()
+    SevFeatures::SNP_ACTIVE.bits()
 }
 
 fn create_ap(v: &mut SimVm, apic: u32, vmsa: u64, caa: u64) -> u64 {
@@ -438,6 +502,9 @@ fn create_vcpu_makes_a_vmsa_the_guest_cannot_touch() {
     assert!(e.vmsa);
     assert!(v.guest_write(Gpa(0x10000), &[0]).is_err());
     assert!(v.guest_read(Gpa(0x10000), &mut [0]).is_err());
+    // CREATE_VCPU does not start the vCPU; the guest's own AP creation does.
+    assert!(v.mach().hv.aps.is_empty());
+    v.guest_ap_create(1, Gpa(0x10000)).unwrap();
     assert_eq!(v.mach().hv.aps, vec![(1, Gpa(0x10000))]);
     assert_eq!(v.m.pages().get(Gpa(0x10000)), Some(PageState::Vmsa));
     // The new vCPU can call through its own calling area.
@@ -463,6 +530,11 @@ fn create_vcpu_checks_the_vmsa_contents() {
         (1, good_features(), EFER_SVME), // not the guest's VMPL
         (gv, SevFeatures::ALTERNATE_INJECTION.bits(), EFER_SVME), // SNP_ACTIVE missing
         (gv, good_features() | SevFeatures::VTOM.bits(), EFER_SVME), // not allowed by policy
+        (
+            gv,
+            good_features() | SevFeatures::ALTERNATE_INJECTION.bits(),
+            EFER_SVME,
+        ), // allowed by policy, but not the boot vCPU's
         (gv, good_features() | (1 << 40), EFER_SVME), // unknown bit
         (gv, good_features(), 0),        // EFER.SVME clear
     ] {
@@ -485,12 +557,27 @@ fn create_vcpu_address_checks() {
     let gv = v.m.guest_vmpl().get();
     v.write_vmsa(Gpa(0x10000), gv, good_features(), EFER_SVME)
         .unwrap();
+    for (vmsa, caa) in [(VIGIL.0, 0x11000), (0x10000, VIGIL.0), (FREE_2M.0, 0x11000)] {
+        assert_eq!(
+            v.call(core(call::CREATE_VCPU), vmsa, caa, 1).1.rax,
+            ERR_INVALID_ADDRESS,
+            "{vmsa:#x} {caa:#x}"
+        );
+    }
+    // Section 5: misaligned is INVALID_PARAMETER.
+    for (vmsa, caa) in [(0x10008, 0x11000), (0x10000, 0x11008)] {
+        assert_eq!(
+            v.call(core(call::CREATE_VCPU), vmsa, caa, 1).1.rax,
+            ERR_INVALID_PARAMETER,
+            "{vmsa:#x} {caa:#x}"
+        );
+    }
+    // 6.3: the same page for VMSA and calling area, a VMSA on a calling area in use, a
+    // calling area another APIC ID uses: conflicts of addresses, INVALID_ADDRESS.
     for (vmsa, caa) in [
-        (0x10008, 0x11000),
-        (0x10000, 0x11008),
-        (VIGIL.0, 0x11000),
-        (0x10000, VIGIL.0),
-        (FREE_2M.0, 0x11000),
+        (0x10000, 0x10000),
+        (BOOT_CAA.0, 0x11000),
+        (0x10000, BOOT_CAA.0),
     ] {
         assert_eq!(
             v.call(core(call::CREATE_VCPU), vmsa, caa, 1).1.rax,
@@ -498,28 +585,6 @@ fn create_vcpu_address_checks() {
             "{vmsa:#x} {caa:#x}"
         );
     }
-    // Same page for VMSA and calling area, APIC ID in use, APIC ID over 32 bits.
-    assert_eq!(
-        v.call(core(call::CREATE_VCPU), 0x10000, 0x10000, 1).1.rax,
-        ERR_INVALID_PARAMETER
-    );
-    assert_eq!(
-        v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 0).1.rax,
-        ERR_INVALID_PARAMETER
-    );
-    assert_eq!(
-        v.call(core(call::CREATE_VCPU), 0x10000, 0x11000, 1 << 32)
-            .1
-            .rax,
-        ERR_INVALID_PARAMETER
-    );
-    // A calling area in use as the VMSA.
-    assert_eq!(
-        v.call(core(call::CREATE_VCPU), BOOT_CAA.0, 0x11000, 1)
-            .1
-            .rax,
-        ERR_INVALID_PARAMETER
-    );
     done(&v);
 }
 
@@ -541,25 +606,15 @@ fn create_vcpu_in_a_2m_page_is_invalid_parameter() {
 fn delete_vcpu() {
     let mut v = vm();
     assert_eq!(create_ap(&mut v, 1, 0x10000, 0x11000), SUCCESS);
+    v.guest_ap_create(1, Gpa(0x10000)).unwrap();
     assert_eq!(
         v.call(core(call::DELETE_VCPU), 0x12000, 0, 0).1.rax,
         ERR_INVALID_PARAMETER
     );
-    // A vCPU cannot delete itself.
-    let (_, r) = v.call_from(
-        1,
-        SvsmRegs {
-            rax: core(call::DELETE_VCPU),
-            rcx: 0x10000,
-            ..Default::default()
-        },
-    );
-    assert_eq!(r.rax, ERR_BUSY);
     assert_eq!(
         v.call(core(call::DELETE_VCPU), 0x10000, 0, 0).1.rax,
         SUCCESS
     );
-    assert!(v.mach().hv.aps.is_empty());
     assert!(!v.mach().rmp.get(0x10).unwrap().vmsa);
     v.guest_write(Gpa(0x10000), &[0]).unwrap();
     assert_eq!(last_record(&v).kind, kind::DELETE_VCPU);
@@ -573,7 +628,7 @@ fn deposit_and_withdraw() {
     let mut v = vm();
     assert_eq!(v.accept(FREE_2M, PageSize::Size4K, 2), SUCCESS);
     v.guest_write(FREE_2M, b"guest data").unwrap();
-    let list = [e4k(FREE_2M.0, true), e4k(FREE_2M.0 + 0x1000, true)];
+    let list = [dep(FREE_2M.0), dep(FREE_2M.0 + 0x1000)];
     assert_eq!(
         v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &list, 0),
         (SUCCESS, 2)
@@ -583,19 +638,17 @@ fn deposit_and_withdraw() {
     let mut flag = [0u8];
     v.guest_read(Gpa(BOOT_CAA.0 + 1), &mut flag).unwrap();
     assert_eq!(flag[0], 1, "mem_available");
-    // Withdraw with room for 8 entries: both come back, zeroed.
-    let (rax, n) = v.list_call(call::WITHDRAW_MEM, LIST_PAGE, &[PvalidateEntry(0); 8], 0);
-    assert_eq!((rax, n), (SUCCESS, 2));
+    // Withdraw: both come back (as plain GPAs), zeroed.
+    let (rax, got) = withdraw(&mut v, LIST_PAGE);
+    assert_eq!(rax, SUCCESS);
+    assert_eq!(got, [FREE_2M.0 + 0x1000, FREE_2M.0]);
     let mut b = [0xffu8; 16];
     v.guest_read(FREE_2M, &mut b).unwrap();
     assert_eq!(b, [0; 16]);
     v.guest_read(Gpa(BOOT_CAA.0 + 1), &mut flag).unwrap();
     assert_eq!(flag[0], 0);
     // Nothing left.
-    assert_eq!(
-        v.list_call(call::WITHDRAW_MEM, LIST_PAGE, &[PvalidateEntry(0); 8], 0),
-        (SUCCESS, 0)
-    );
+    assert_eq!(withdraw(&mut v, LIST_PAGE), (SUCCESS, vec![]));
     done(&v);
 }
 
@@ -603,19 +656,20 @@ fn deposit_and_withdraw() {
 fn deposit_refusals() {
     let mut v = vm();
     assert_eq!(
-        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(VIGIL.0, true)], 0)
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[dep(VIGIL.0)], 0)
             .0,
         ERR_INVALID_ADDRESS
     );
     assert_eq!(
-        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(FREE_2M.0, true)], 0)
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[dep(FREE_2M.0)], 0)
             .0,
         ERR_INVALID_ADDRESS
     );
+    // 6.5: a calling area is an address conflict.
     assert_eq!(
-        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(BOOT_CAA.0, true)], 0)
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[dep(BOOT_CAA.0)], 0)
             .0,
-        ERR_INVALID_PARAMETER
+        ERR_INVALID_ADDRESS
     );
     assert_eq!(
         v.list_call(
@@ -628,7 +682,7 @@ fn deposit_refusals() {
         ERR_INVALID_PARAMETER
     );
     assert_eq!(
-        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e4k(0x5000, true)], 3)
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[dep(0x5000)], 3)
             .0,
         ERR_INVALID_PARAMETER
     );
@@ -743,12 +797,16 @@ fn attest_services_size_negotiation() {
 fn attest_services_refusals() {
     let mut v = vm();
     // Request in Vigil's memory, misaligned, in unvalidated memory.
-    for gpa in [VIGIL.0, REQ + 4, FREE_2M.0] {
+    for gpa in [VIGIL.0, FREE_2M.0] {
         assert_eq!(
             v.call(SvsmRegs::rax_for(1, 0), gpa, 0, 0).1.rax,
             ERR_INVALID_ADDRESS
         );
     }
+    assert_eq!(
+        v.call(SvsmRegs::rax_for(1, 0), REQ + 4, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
     // Nonce too large for the policy.
     attest_request(&mut v, &[1; 64], 4096, 4096);
     v.guest_write(Gpa(REQ + 0x18), &5000u16.to_le_bytes())
@@ -810,6 +868,7 @@ fn launch_configuration_is_checked() {
         boot_apic_id: 0,
         boot_caa: Gpa(caa),
         prevalidated: vec![(Gpa(0x1000), PageSize::Size4K)],
+        boot_sev_features: SevFeatures::SNP_ACTIVE.bits(),
         vmpck0: [1; 32],
         policy: monitor::policy::Policy {
             guest_vmpl: vmpl,

@@ -31,7 +31,11 @@ fn vm() -> SimVm {
 fn refuse(v: &mut SimVm, apic: u32, gpa: Gpa, acc: Access, want: Refusal) -> AccessRefusedPayload {
     let before: [u8; HEAD_SIZE] = v.m.event_log().head();
     let n_before = v.m.event_log().count();
-    let r = v.m.record_refused_access(apic, gpa, acc);
+    // The guest's access goes through the simulated RMP, which refuses it and reports
+    // it to the monitor (counted on the machine's side).
+    let r = v
+        .guest_access(apic, gpa, acc)
+        .expect("the simulated RMP refuses this access");
     assert_eq!(r.reason, want, "GPA {:#x}", gpa.0);
     assert!(r.logged);
     assert_eq!(r.error_code, rmp_fault_error_code(acc));
@@ -104,7 +108,8 @@ fn unvalidated_page_is_logged_as_not_validated() {
 fn vmsa_page_is_logged_as_vmsa() {
     let mut v = vm();
     let gv = v.m.guest_vmpl().get();
-    let features = SevFeatures::SNP_ACTIVE.bits() | SevFeatures::ALTERNATE_INJECTION.bits();
+    // The boot vCPU's SEV features, which every new VMSA must carry (6.3).
+    let features = SevFeatures::SNP_ACTIVE.bits();
     v.write_vmsa(Gpa(0x10000), gv, features, 1 << 12).unwrap();
     let (_, r) = v.call(SvsmRegs::rax_for(0, call::CREATE_VCPU), 0x10000, 0x11000, 1);
     assert_eq!(r.rax, SUCCESS);
@@ -126,7 +131,7 @@ fn vmsa_page_is_logged_as_vmsa() {
 fn deposited_page_is_logged_as_deposited() {
     let mut v = vm();
     assert_eq!(v.accept(FREE_2M, PageSize::Size4K, 1), SUCCESS);
-    let e = PvalidateEntry::new(FREE_2M.gfn(), false, true, false);
+    let e = PvalidateEntry(svsm_abi::core_protocol::deposit::entry(FREE_2M.0, false));
     assert_eq!(
         v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[e], 0),
         (SUCCESS, 1)
@@ -145,14 +150,27 @@ fn address_beyond_ram_is_logged_as_outside_ram() {
 }
 
 #[test]
-fn validated_page_is_logged_as_no_permission() {
-    // The sim's guest has full rights on its validated pages, so nothing refuses this
-    // access there; on `emulated` a nested table without the right would. The monitor
-    // still classifies it by its own state.
+fn validated_page_is_classified_as_no_permission() {
+    // The sim's guest has full rights on its validated pages, so the RMP refuses no
+    // access there (on `emulated` a nested table without the right would); the monitor
+    // still classifies such a page by its own state.
     let mut v = vm();
     assert_eq!(v.m.pages().get(Gpa(0x5000)), Some(PageState::Validated));
-    let p = refuse(&mut v, 0, Gpa(0x5000), Access::FETCH, Refusal::NoPermission);
-    assert_eq!(p.reason, refusal::NO_PERMISSION);
+    assert_eq!(v.guest_access(0, Gpa(0x5000), Access::FETCH), None);
+    assert_eq!(v.m.classify_refused(Gpa(0x5000)), Refusal::NoPermission);
+    check(&v).unwrap();
+}
+
+#[test]
+fn a_record_for_an_access_the_machine_never_refused_is_caught() {
+    // Issue 13 item 4: refused accesses are counted on the machine's side. A monitor
+    // that logged a refusal the RMP never made (here: recorded directly, with no
+    // faulting access behind it) breaks invariant 8 in the checker.
+    let mut v = vm();
+    let r = v.m.record_refused_access(0, Gpa(0x5000), Access::FETCH);
+    assert_eq!(r.reason, Refusal::NoPermission);
+    let e = check(&v).unwrap_err();
+    assert!(e.starts_with("inv8"), "{e}");
 }
 
 #[test]
@@ -162,8 +180,9 @@ fn error_code_is_the_one_snp_gives_and_access_bits_are_normalised() {
     assert_eq!(rmp_fault_error_code(Access::FETCH), 0x8000_0011);
     let mut v = vm();
     // No access bit: a read; bits outside `Access` are dropped.
-    let r =
-        v.m.record_refused_access(0, VIGIL, Access::from_bits_retain(0x100));
+    let r = v
+        .guest_access(0, VIGIL, Access::from_bits_retain(0x100))
+        .expect("refused");
     assert_eq!(r.error_code, 0x8000_0001);
     let mut acc = None;
     replay(v.m.event_log().bytes(), |h, p| {
@@ -182,7 +201,8 @@ fn every_refused_access_is_one_record_between_calls() {
     let q = SvsmRegs::rax_for(0, call::QUERY_PROTOCOL);
     v.call(q, 1 << 32 | 1, 0, 0);
     for i in 0..5u64 {
-        v.m.record_refused_access(0, Gpa(VIGIL.0 + i * 4096), Access::READ);
+        v.guest_access(0, Gpa(VIGIL.0 + i * 4096), Access::READ)
+            .expect("refused");
     }
     v.call(q, 1 << 32 | 1, 0, 0);
     assert_eq!(v.m.accesses_refused(), 5);

@@ -9,8 +9,8 @@ use arch::{probe, read_bytes, write_bytes, Fault, Vmgexit};
 use svsm_abi::attest_protocol::report_data;
 use svsm_abi::core_protocol::{result, SVSM_ATTEST_PROTOCOL, SVSM_CORE_PROTOCOL};
 use vigil_firmware::{
-    ap_vmsa, attest_request, entry, pvalidate_list, regs, result_name, svsm_info, ApState, Svsm,
-    SNP_ACTIVE,
+    ap_create_ghcb, ap_vmsa, attest_request, entry, ghcb_answer, pvalidate_list, regs, result_name,
+    svsm_info, ApState, Svsm, SNP_ACTIVE,
 };
 use zerocopy::IntoBytes;
 
@@ -31,6 +31,8 @@ const NEW_CAA: u64 = LIST_BASE;
 const VMSA: u64 = LIST_BASE + 0x1000;
 const AP_CAA: u64 = LIST_BASE + 0x2000;
 const BAD_VMSA: u64 = LIST_BASE + 0x3000;
+// The guest's own GHCB page (requests to the host: AP creation).
+const GHCB_PAGE: u64 = LIST_BASE + 0x9000;
 // Vigil's memory: its image starts at 1 MiB, its heap above.
 const VIGIL_IMAGE: u64 = MIB;
 const VIGIL_HEAP: u64 = 3 * MIB;
@@ -143,6 +145,20 @@ fn pvalidate(
     };
     write_bytes(list_gpa, &buf[..n]);
     s.call(regs::pvalidate(list_gpa)).rax
+}
+
+/// The guest's own SNP AP Creation request through its GHCB page (Linux
+/// `vmgexit_ap_control`); `Err` holds the host's SW_EXITINFO1/2.
+fn ap_create(apic_id: u32, vmpl: u8, vmsa: u64) -> Result<(), (u64, u64)> {
+    write_bytes(
+        GHCB_PAGE,
+        ap_create_ghcb(apic_id, vmpl, vmsa, SNP_ACTIVE).as_bytes(),
+    );
+    arch::wrmsr(vigil_firmware::MSR_GHCB, GHCB_PAGE);
+    let _ = arch::vmgexit(svsm_abi::calling_area::SvsmRegs::default());
+    let mut page = [0u8; 4096];
+    read_bytes(GHCB_PAGE, &mut page);
+    ghcb_answer(&page)
 }
 
 fn rmp_fault(f: Option<Fault>, addr: u64) -> Result<&'static str, &'static str> {
@@ -311,7 +327,12 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         rsp: AP_STACK_TOP,
     });
     write_bytes(VMSA, vmsa.as_bytes());
-    let rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
+    // As Linux's `wakeup_cpu_via_vmgexit`: CREATE_VCPU makes the VMSA (#58019 6.3),
+    // then the guest's own GHCB AP creation, at its VMPL, starts it.
+    let mut rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
+    if rax == result::SUCCESS && ap_create(1, info.guest_vmpl, VMSA).is_err() {
+        rax = u64::MAX;
+    }
     let mut spins = 0;
     while rax == result::SUCCESS && AP_DONE.load(Ordering::SeqCst) == 0 && spins < 1000 {
         arch::hlt();
@@ -323,6 +344,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
             (result::SUCCESS, 1) => Ok(()),
             (result::SUCCESS, 0) => Err("the second vCPU never ran"),
             (result::SUCCESS, _) => Err("the second vCPU's call failed"),
+            (u64::MAX, _) => Err("the host refused the AP creation"),
             _ => Err(result_name(rax)),
         },
     );
@@ -387,7 +409,11 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     );
     t.attack(
         "calling-area-crosses-page",
-        refused_with(s.remap_ca(LIST_BASE + 0x7800), result::ERR_INVALID_ADDRESS),
+        // Misaligned: INVALID_PARAMETER (#58019 section 5).
+        refused_with(
+            s.remap_ca(LIST_BASE + 0x7800),
+            result::ERR_INVALID_PARAMETER,
+        ),
     );
     t.attack(
         "calling-area-in-vigil-memory",

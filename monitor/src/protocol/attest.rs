@@ -54,6 +54,9 @@ fn copy_in<P: Platform>(m: &mut Monitor<P>, gpa: u64, len: usize) -> Result<Vec<
     m.pages
         .check_range(Gpa(gpa), len as u64, PageState::Validated)
         .map_err(range_to_code)?;
+    if super::core::overlaps_caa_head(m, Gpa(gpa), len as u64) {
+        return Err(result::ERR_INVALID_ADDRESS);
+    }
     m.p.read(Gpa(gpa), &mut buf)
         .map_err(|_| result::ERR_INVALID_ADDRESS)?;
     Ok(buf)
@@ -87,8 +90,9 @@ fn attest_inner<P: Platform>(
     } else {
         core::mem::size_of::<AttestServicesRequest>()
     };
+    // Section 5: a misaligned address is INVALID_PARAMETER.
     if !regs.rcx.is_multiple_of(8) {
-        return Ret::Code(result::ERR_INVALID_ADDRESS);
+        return Ret::Code(result::ERR_INVALID_PARAMETER);
     }
     let raw = match copy_in(m, regs.rcx, req_len) {
         Ok(r) => r,
@@ -99,6 +103,16 @@ fn attest_inner<P: Platform>(
     };
     payload.nonce_size = req.nonce_size as u32;
     if req.nonce_size > m.policy.max_nonce {
+        return Ret::Code(result::ERR_INVALID_PARAMETER);
+    }
+    // *Vigil*: a nonce that overlaps the request it is named in is refused, so that no
+    // guest byte is read twice in one call (invariant 4: the request was copied in, its
+    // bytes are not read again as nonce).
+    let (n0, n1) = (
+        req.nonce_gpa,
+        req.nonce_gpa.saturating_add(req.nonce_size as u64),
+    );
+    if req.nonce_size != 0 && n0 < regs.rcx.saturating_add(req_len as u64) && regs.rcx < n1 {
         return Ret::Code(result::ERR_INVALID_PARAMETER);
     }
     let nonce = match copy_in(m, req.nonce_gpa, req.nonce_size as usize) {

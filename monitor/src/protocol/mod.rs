@@ -40,7 +40,6 @@ pub(crate) fn dispatch<P: Platform>(
     caller: Caller,
     regs: &mut SvsmRegs,
 ) -> CallOutcome {
-    let input = *regs;
     let ret = match (regs.protocol(), regs.call()) {
         (SVSM_CORE_PROTOCOL, c) => core::handle(m, caller, c, regs),
         (SVSM_ATTEST_PROTOCOL, c) => attest::handle(m, caller, c, regs),
@@ -54,23 +53,36 @@ pub(crate) fn dispatch<P: Platform>(
             } else {
                 result::ERR_UNSUPPORTED_PROTOCOL
             };
-            let payload = svsm_abi::event_log::CallPayload {
-                rax: input.rax,
-                rcx: input.rcx,
-                rdx: input.rdx,
-                r8: input.r8,
-                r9: input.r9,
-            };
-            m.log
-                .append(svsm_abi::event_log::kind::CALL, caller, code, &payload);
+            refuse_call(m, caller, regs, code);
             Ret::Code(code)
         }
     };
     match ret {
+        Ret::Code(_) if m.caller_deleted => CallOutcome::VcpuDeleted,
         Ret::Code(c) => {
             regs.rax = c;
             CallOutcome::Handled
         }
         Ret::Fatal(r) => m.fatal(r),
     }
+}
+
+/// Refuses a call before any handler ran: logs a CALL record with the registers as the
+/// guest left them and puts `code` in RAX.
+pub(crate) fn refuse_call<P: Platform>(
+    m: &mut Monitor<P>,
+    caller: Caller,
+    regs: &mut SvsmRegs,
+    code: u64,
+) {
+    let payload = svsm_abi::event_log::CallPayload {
+        rax: regs.rax,
+        rcx: regs.rcx,
+        rdx: regs.rdx,
+        r8: regs.r8,
+        r9: regs.r9,
+    };
+    m.log
+        .append(svsm_abi::event_log::kind::CALL, caller, code, &payload);
+    regs.rax = code;
 }

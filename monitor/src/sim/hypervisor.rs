@@ -36,6 +36,8 @@ pub enum HostMode {
     GuestRequestForge,
     /// Writes random bytes over the whole GHCB answer.
     Garbage,
+    /// Keeps every vCPU it starts inside VMRUN (never exits it): the VMSA stays in use.
+    VcpuPinned,
 }
 
 /// Counts of host exits (VMGEXITs).
@@ -67,6 +69,10 @@ pub struct Hypervisor {
     pub mode: HostMode,
     /// vCPUs it runs: (APIC ID, VMSA GPA).
     pub aps: Vec<(u32, Gpa)>,
+    /// The VMPL field of each AP creation it accepted (GHCB SW_EXITINFO1 19:16).
+    pub ap_vmpls: Vec<u8>,
+    /// Answers that deviated from an honest host's (a hostile mode changed them).
+    pub deviations: u64,
     last_response: Option<[u8; 4096]>,
     rng: SmallRng,
 }
@@ -77,6 +83,8 @@ impl Hypervisor {
         Self {
             mode: HostMode::Honest,
             aps: Vec::new(),
+            ap_vmpls: Vec::new(),
+            deviations: 0,
             last_response: None,
             rng: SmallRng::seed_from_u64(seed),
         }
@@ -85,13 +93,15 @@ impl Hypervisor {
     fn garbage(&mut self, page: &mut [u8; 4096]) -> bool {
         if self.mode == HostMode::Garbage {
             self.rng.fill_bytes(page);
+            self.deviations += 1;
             return true;
         }
         false
     }
 
-    fn refuse(&self, page: &mut [u8; 4096]) -> bool {
+    fn refuse(&mut self, page: &mut [u8; 4096]) -> bool {
         if self.mode == HostMode::RefuseAll {
+            self.deviations += 1;
             // SW_EXITINFO1 = 1 (error), SW_EXITINFO2 = an error code.
             page[0x398..0x3a0].copy_from_slice(&1u64.to_le_bytes());
             page[0x3a0..0x3a8].copy_from_slice(&0x10u64.to_le_bytes());
@@ -142,6 +152,15 @@ impl Hypervisor {
             cur += 1;
         }
         d.header.cur_entry = cur as u16;
+        if matches!(
+            self.mode,
+            HostMode::PscBackwards
+                | HostMode::PscAlterEntry
+                | HostMode::PscLie
+                | HostMode::PscStall
+        ) {
+            self.deviations += 1;
+        }
         match self.mode {
             // First answer: one entry done; on the re-issue: back before the start.
             HostMode::PscBackwards if start > 0 => d.header.cur_entry = start as u16 - 1,
@@ -152,8 +171,9 @@ impl Hypervisor {
         page[0x3a0..0x3a8].copy_from_slice(&0u64.to_le_bytes());
     }
 
-    /// Answers an AP creation request.
-    pub fn answer_ap(&mut self, page: &mut [u8; 4096]) {
+    /// Answers an AP creation request (GHCB SNP AP Creation) as KVM does, with the
+    /// hardware's rule that only a page with the RMP's VMSA bit can run.
+    pub fn answer_ap(&mut self, page: &mut [u8; 4096], rmp: &mut Rmp) {
         if self.garbage(page) || self.refuse(page) {
             return;
         }
@@ -161,16 +181,34 @@ impl Hypervisor {
             return;
         };
         if self.mode == HostMode::ApRefuse {
+            self.deviations += 1;
             page[0x398..0x3a0].copy_from_slice(&2u64.to_le_bytes());
             return;
         }
-        let apic = (g.sw_exit_info_1 >> 32) as u32;
-        match g.sw_exit_info_1 & 0xffff_ffff {
-            svsm_abi::ghcb::ap_create::CREATE => self.aps.push((apic, Gpa(g.sw_exit_info_2))),
-            svsm_abi::ghcb::ap_create::DESTROY => self.aps.retain(|a| a.0 != apic),
-            _ => {}
-        }
-        page[0x398..0x3a0].copy_from_slice(&0u64.to_le_bytes());
+        let (apic, vmpl, request) = svsm_abi::ghcb::ap_create::decode(g.sw_exit_info_1);
+        let vmsa = Gpa(g.sw_exit_info_2);
+        let ok = match request {
+            svsm_abi::ghcb::ap_create::CREATE => {
+                let pin = self.mode == HostMode::VcpuPinned;
+                let runs = rmp.get(vmsa.gfn()).is_some_and(|e| e.vmsa && e.validated);
+                if runs {
+                    if pin {
+                        self.deviations += 1;
+                        rmp.set_in_use(vmsa.gfn(), true);
+                    }
+                    self.aps.retain(|a| a.0 != apic);
+                    self.aps.push((apic, vmsa));
+                    self.ap_vmpls.push(vmpl);
+                }
+                runs
+            }
+            svsm_abi::ghcb::ap_create::DESTROY => {
+                self.aps.retain(|a| a.0 != apic);
+                true
+            }
+            _ => false,
+        };
+        page[0x398..0x3a0].copy_from_slice(&u64::from(!ok).to_le_bytes());
         page[0x3a0..0x3a8].copy_from_slice(&0u64.to_le_bytes());
     }
 
@@ -193,14 +231,19 @@ impl Hypervisor {
             }
         }
         match self.mode {
-            HostMode::GuestRequestCorrupt => resp[0x70] ^= 0x01,
+            HostMode::GuestRequestCorrupt => {
+                resp[0x70] ^= 0x01;
+                self.deviations += 1;
+            }
             HostMode::GuestRequestReplay => {
                 if let Some(old) = self.last_response {
                     resp = old;
+                    self.deviations += 1;
                 }
             }
             HostMode::GuestRequestForge => {
                 self.rng.fill_bytes(&mut resp[0x60..]);
+                self.deviations += 1;
             }
             _ => {}
         }

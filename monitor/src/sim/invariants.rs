@@ -73,7 +73,7 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
                 }
             }
             PageState::Validated => {
-                if e.validated && e.perms[gv] != 0x0f {
+                if e.validated && e.perms[1..=gv].iter().any(|p| *p != 0x0f) {
                     return Err(format!(
                         "state: validated page {gfn:#x} lacks guest rights {:?}",
                         e.perms
@@ -96,7 +96,8 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
                         return Err(format!("inv6: VMSA page {gfn:#x} unreadable"));
                     };
                     if e.validated
-                        && (v.vmpl as usize != gv || !m.policy().sev_features_ok(v.sev_features))
+                        && e.vmsa
+                        && (v.vmpl as usize != gv || v.sev_features != m.boot_sev_features())
                     {
                         return Err(format!(
                             "inv6: VMSA {gfn:#x} with VMPL {} features {:#x}",
@@ -108,32 +109,60 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
             PageState::Vigil => {}
         }
     }
+    // Invariant 4: guest data copied in once. The machine saw every read Vigil made of
+    // guest memory in each call; no bytes may have been read twice in one call.
+    if let Some((gpa, len)) = mach.rereads.first() {
+        return Err(format!(
+            "inv4: Vigil read guest bytes {gpa:#x}+{len:#x} a second time in one call ({} such reads)",
+            mach.rereads.len()
+        ));
+    }
+    // Invariant 5: a host answer that deviated from an honest host's ends the call in
+    // a clean termination or in a refusal that changed no protected state.
+    for (i, c) in vm.hostile_calls.iter().enumerate() {
+        let terminated = matches!(c.outcome, crate::CallOutcome::Terminated(_));
+        if !terminated && (c.rax == svsm_abi::core_protocol::result::SUCCESS || c.before != c.after)
+        {
+            return Err(format!(
+                "inv5: hostile host answer {i} ended in {:?} with RAX {:#x} and {} state",
+                c.outcome,
+                c.rax,
+                if c.before == c.after {
+                    "unchanged"
+                } else {
+                    "changed"
+                }
+            ));
+        }
+    }
     // Invariants 5 and 7.
-    if m.terminated().is_some() && !m.vmpck0_wiped() {
-        return Err("inv7: terminated without wiping VMPCK0".into());
-    }
-    if m.terminated() != mach.terminated {
-        return Err("inv5: the monitor and the machine disagree on termination".into());
-    }
     // Invariant 8: one record per dispatched call, plus LAUNCH, plus one per refused
     // guest access the platform reported, and the chain replays.
+    // Refused accesses are counted on the machine's side: every ACCESS_REFUSED record
+    // must name, in order, a fault the machine's RMP refused and reported.
     let log = m.event_log();
-    let mut refused = 0u64;
-    let (n, head) = svsm_abi::event_log::replay(log.bytes(), |h, _| {
+    let mut refused_gpas = std::vec::Vec::new();
+    let (n, head) = svsm_abi::event_log::replay(log.bytes(), |h, p| {
         if h.kind == svsm_abi::event_log::kind::ACCESS_REFUSED {
-            refused += 1;
+            let gpa = p.get(0..8).map_or(u64::MAX, |b| {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(b);
+                u64::from_le_bytes(x)
+            });
+            refused_gpas.push(gpa);
         }
     })
     .map_err(|e| format!("inv8: {e:?}"))?;
     if n != log.count() || head != log.head() {
         return Err("inv8: the log does not replay to its head".into());
     }
-    if refused != m.accesses_refused() {
+    let reported: std::vec::Vec<u64> = mach.reported_faults.iter().map(|f| f.1 .0).collect();
+    if refused_gpas != reported {
         return Err(format!(
-            "inv8: {refused} ACCESS_REFUSED records for {} refused accesses",
-            m.accesses_refused()
+            "inv8: ACCESS_REFUSED records for GPAs {refused_gpas:x?}, but the machine refused and reported {reported:x?}"
         ));
     }
+    let refused = refused_gpas.len() as u64;
     if n - refused != vm.dispatched + 1 {
         return Err(format!(
             "inv8: {} call records for {} calls",

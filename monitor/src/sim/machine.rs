@@ -2,6 +2,7 @@
 use super::hypervisor::{ExitStats, Hypervisor};
 use super::psp::{new_psp, SimPsp};
 use super::rmp::Rmp;
+use crate::access::Access;
 use crate::addr::{Gpa, PageSize, PAGE_SIZE_4K};
 use crate::ghcb::{
     ap_create_request, check_psc_answer, check_simple_answer, guest_request_request, psc_continue,
@@ -12,6 +13,7 @@ use crate::platform::{
     ApOp, HostError, Perms, Platform, PscRequest, PvalidateOutcome, RmpError, TermReason, VcpuError,
 };
 use std::boxed::Box;
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::vec::Vec;
 use svsm_abi::calling_area::SvsmRegs;
@@ -28,6 +30,22 @@ pub struct Race {
     pub at: Gpa,
     /// What.
     pub bytes: Vec<u8>,
+}
+
+/// What the machine did for Vigil in the current call, in order (tests check the
+/// order of operations the spec prescribes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachOp {
+    /// PVALIDATE (validate or rescind) at this address.
+    Pvalidate(Gpa, bool),
+    /// RMPADJUST of this page for this VMPL: rights, VMSA bit.
+    Rmpadjust(Gpa, u8, u8, bool),
+    /// A VMPL0 write to guest memory: address, length.
+    Write(Gpa, u64),
+    /// The call's result registers were written into the vCPU's state.
+    SetRegs(u32),
+    /// The vCPU was resumed.
+    RunGuest(u32),
 }
 
 /// The machine.
@@ -55,6 +73,22 @@ pub struct SimMachine {
     pub vigil_range: (u64, u64),
     /// The host changed the state of a page of Vigil's memory.
     pub vigil_lost: bool,
+    /// Reads Vigil made of guest memory in the current call: (GPA, length). Invariant
+    /// 4's evidence, kept by the machine, not by the monitor.
+    pub call_reads: Vec<(u64, u64)>,
+    /// Reads of bytes Vigil had already read in the same call: (GPA, length).
+    pub rereads: Vec<(u64, u64)>,
+    /// Guest accesses the RMP refused: (VMPL, GPA, access bits). Counted by the
+    /// machine, whoever (if anyone) is told.
+    pub rmp_faults: RefCell<Vec<(u8, Gpa, u32)>>,
+    /// Refused accesses the machine reported to the monitor (as the `emulated`
+    /// platform's nested page faults do): (APIC ID, GPA).
+    pub reported_faults: Vec<(u32, Gpa)>,
+    /// Operations done for Vigil in the current call, in order.
+    pub trace: Vec<MachOp>,
+    /// A fault to inject: the next RMPADJUST fails with this code (a test stands in for
+    /// a CPU answer the model never gives on its own).
+    pub rmpadjust_fault: Option<RmpError>,
     ghcb_gpa: Gpa,
 }
 
@@ -74,6 +108,12 @@ impl SimMachine {
             regs: HashMap::new(),
             vigil_range: (0, 0),
             vigil_lost: false,
+            call_reads: Vec::new(),
+            rereads: Vec::new(),
+            rmp_faults: RefCell::new(Vec::new()),
+            reported_faults: Vec::new(),
+            trace: Vec::new(),
+            rmpadjust_fault: None,
             ghcb_gpa: Gpa(ram_size),
         }
     }
@@ -126,18 +166,70 @@ impl SimMachine {
         Ok(())
     }
 
-    /// A read by the guest at `vmpl` (RMP permissions apply).
+    fn fault(&self, vmpl: u8, e: MemError, access: Access) -> MemError {
+        let at = match e {
+            MemError::OutOfRange(g) | MemError::NotValidated(g) => g,
+        };
+        if vmpl != 0 {
+            self.rmp_faults.borrow_mut().push((vmpl, at, access.bits()));
+        }
+        e
+    }
+
+    /// A read by the guest at `vmpl` (RMP permissions apply; a refusal is counted).
     pub fn guest_read(&self, vmpl: u8, gpa: Gpa, buf: &mut [u8]) -> Result<(), MemError> {
-        self.check(vmpl, gpa, buf.len(), false)?;
+        self.check(vmpl, gpa, buf.len(), false)
+            .map_err(|e| self.fault(vmpl, e, Access::READ))?;
         self.raw_read(gpa.0, buf);
         Ok(())
     }
 
-    /// A write by the guest at `vmpl` (RMP permissions apply).
+    /// A write by the guest at `vmpl` (RMP permissions apply; a refusal is counted).
     pub fn guest_write(&mut self, vmpl: u8, gpa: Gpa, buf: &[u8]) -> Result<(), MemError> {
-        self.check(vmpl, gpa, buf.len(), true)?;
+        self.check(vmpl, gpa, buf.len(), true)
+            .map_err(|e| self.fault(vmpl, e, Access::WRITE))?;
         self.raw_write(gpa.0, buf);
         Ok(())
+    }
+
+    /// An instruction fetch by the guest at `vmpl` from `gpa` (needs supervisor
+    /// execute; a refusal is counted).
+    pub fn guest_fetch(&self, vmpl: u8, gpa: Gpa) -> Result<(), MemError> {
+        let e = if gpa.gfn() >= self.rmp.len() {
+            Some(MemError::OutOfRange(gpa))
+        } else if !self.rmp.may_fetch(vmpl, gpa.gfn()) {
+            Some(MemError::NotValidated(gpa))
+        } else {
+            None
+        };
+        match e {
+            Some(e) => Err(self.fault(vmpl, e, Access::FETCH)),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts a call's window of Vigil's reads (invariant 4).
+    pub fn begin_call(&mut self) {
+        self.call_reads.clear();
+        self.trace.clear();
+    }
+
+    /// The guest's own GHCB AP creation request for a VMSA at `vmpl` (what Linux's
+    /// `vmgexit_ap_control` sends after CREATE_VCPU); the host's answer is checked.
+    pub fn guest_ap_create(
+        &mut self,
+        op: ApOp,
+        apic_id: u32,
+        vmpl: crate::addr::Vmpl,
+        vmsa: Gpa,
+        sev_features: u64,
+    ) -> Result<(), HostError> {
+        self.exits.ap_create += 1;
+        let g = ap_create_request(op, apic_id, vmpl, vmsa, sev_features);
+        let mut page = [0u8; 4096];
+        page.copy_from_slice(g.as_bytes());
+        self.hv.answer_ap(&mut page, &mut self.rmp);
+        check_simple_answer(&page)
     }
 
     /// A write by the host: only shared (unassigned) pages.
@@ -165,15 +257,18 @@ impl SimMachine {
     }
 
     /// The launch: assign and validate pages as the security processor does for the
-    /// launch image, giving `guest_vmpl` the rights `perms`.
+    /// launch image, giving `guest_vmpl` and every VMPL above it but VMPL0 the rights
+    /// `perms` (as validation through the SVSM does, #58019 6.2).
     pub fn launch_page(&mut self, gpa: Gpa, guest_vmpl: u8, perms: Perms) {
         self.rmp.rmpupdate(gpa, PageSize::Size4K, true);
         let _ = self.rmp.pvalidate(gpa, PageSize::Size4K, true);
         self.rmp.mark_zeroed(gpa.gfn());
         if !perms.is_empty() {
-            let _ = self
-                .rmp
-                .rmpadjust(0, gpa, PageSize::Size4K, guest_vmpl, perms, false);
+            for t in 1..=guest_vmpl {
+                let _ = self
+                    .rmp
+                    .rmpadjust(0, gpa, PageSize::Size4K, t, perms, false);
+            }
         }
     }
 
@@ -224,6 +319,15 @@ impl GuestMemory for SimMachine {
         self.check(0, gpa, buf.len(), false)?;
         self.raw_read(gpa.0, buf);
         self.reads += 1;
+        let (a, n) = (gpa.0, buf.len() as u64);
+        if self
+            .call_reads
+            .iter()
+            .any(|(b, m)| a < b.saturating_add(*m) && *b < a.saturating_add(n))
+        {
+            self.rereads.push((a, n));
+        }
+        self.call_reads.push((a, n));
         if let Some(r) = self.race.clone() {
             let end = gpa.0 + buf.len() as u64;
             if r.at.0 < end && r.at.0 + r.bytes.len() as u64 > gpa.0 {
@@ -236,6 +340,7 @@ impl GuestMemory for SimMachine {
 
     fn write(&mut self, gpa: Gpa, buf: &[u8]) -> Result<(), MemError> {
         self.check(0, gpa, buf.len(), true)?;
+        self.trace.push(MachOp::Write(gpa, buf.len() as u64));
         self.raw_write(gpa.0, buf);
         Ok(())
     }
@@ -262,6 +367,7 @@ impl Platform for SimMachine {
         size: PageSize,
         validate: bool,
     ) -> Result<PvalidateOutcome, RmpError> {
+        self.trace.push(MachOp::Pvalidate(gpa, validate));
         self.rmp.pvalidate(gpa, size, validate)
     }
 
@@ -273,6 +379,11 @@ impl Platform for SimMachine {
         perms: Perms,
         vmsa: bool,
     ) -> Result<(), RmpError> {
+        self.trace
+            .push(MachOp::Rmpadjust(gpa, target.get(), perms.bits(), vmsa));
+        if let Some(e) = self.rmpadjust_fault.take() {
+            return Err(e);
+        }
         self.rmp.rmpadjust(0, gpa, size, target.get(), perms, vmsa)
     }
 
@@ -285,15 +396,11 @@ impl Platform for SimMachine {
         &mut self,
         op: ApOp,
         apic_id: u32,
+        vmpl: crate::addr::Vmpl,
         vmsa: Gpa,
         sev_features: u64,
     ) -> Result<(), HostError> {
-        self.exits.ap_create += 1;
-        let g = ap_create_request(op, apic_id, vmsa, sev_features);
-        let mut page = [0u8; 4096];
-        page.copy_from_slice(g.as_bytes());
-        self.hv.answer_ap(&mut page);
-        check_simple_answer(&page)
+        self.guest_ap_create(op, apic_id, vmpl, vmsa, sev_features)
     }
 
     fn guest_request(&mut self, request: &[u8; 4096]) -> Result<[u8; 4096], HostError> {
@@ -321,6 +428,7 @@ impl Platform for SimMachine {
     }
 
     fn set_guest_regs(&mut self, apic_id: u32, regs: &SvsmRegs) -> Result<(), VcpuError> {
+        self.trace.push(MachOp::SetRegs(apic_id));
         match self.regs.get_mut(&apic_id) {
             Some(r) => {
                 *r = *regs;
@@ -333,6 +441,7 @@ impl Platform for SimMachine {
     fn run_guest(&mut self, apic_id: u32) -> Result<(), VcpuError> {
         // Vigil's switch back to the guest is one run-VMPL exit.
         self.exits.run_vmpl += 1;
+        self.trace.push(MachOp::RunGuest(apic_id));
         if self.hv.mode == super::hypervisor::HostMode::RefuseAll {
             return Err(VcpuError::Host(HostError::Refused(0)));
         }

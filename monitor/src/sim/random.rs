@@ -70,6 +70,7 @@ fn modes(x: u64) -> HostMode {
         6 => HostMode::ApRefuse,
         7 => HostMode::GuestRequestCorrupt,
         8 => HostMode::GuestRequestReplay,
+        9 if x & 0x10 != 0 => HostMode::VcpuPinned,
         _ => HostMode::Garbage,
     }
 }
@@ -166,7 +167,12 @@ pub fn apply(vm: &mut SimVm, s: Step) {
             }
             let efer = if s.c.is_multiple_of(13) { 0 } else { 1 << 12 };
             let _ = vm.write_vmsa(vmsa, vmpl, f, efer);
-            vm.call(core(call::CREATE_VCPU), vmsa.0, caa.0, (s.c >> 16) % 6);
+            let apic = ((s.c >> 16) % 6) as u32;
+            let (_, r) = vm.call(core(call::CREATE_VCPU), vmsa.0, caa.0, apic as u64);
+            // The guest starts its new vCPU itself, as Linux does after CREATE_VCPU.
+            if r.rax == 0 && !s.b.is_multiple_of(3) {
+                let _ = vm.guest_ap_create(apic, vmsa);
+            }
         }
         8 => {
             let vmsa = match vm
@@ -194,9 +200,16 @@ pub fn apply(vm: &mut SimVm, s: Step) {
             );
         }
         9 | 10 => {
+            // DEPOSIT_MEM entries (6.5): size in bits 1:0, bits 11:2 reserved.
             let n = 1 + s.c % 2;
             let list: std::vec::Vec<_> = (0..n)
-                .map(|i| entry(s.a.rotate_left(i as u32 * 17), s.b | 2))
+                .map(|i| {
+                    let e = entry(s.a.rotate_left(i as u32 * 17), s.b);
+                    PvalidateEntry(
+                        e.0 & !(svsm_abi::pvalidate::ENTRY_VALIDATE
+                            | svsm_abi::pvalidate::ENTRY_IGNORE_CF),
+                    )
+                })
                 .collect();
             vm.list_call(call::DEPOSIT_MEM, LIST_PAGE, &list, 0);
         }

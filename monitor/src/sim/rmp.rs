@@ -23,6 +23,9 @@ pub struct RmpEntry {
     pub perms: [u8; 4],
     /// Model bookkeeping: validated but not yet zeroed by VMPL0 (invariant 3).
     pub needs_zero: bool,
+    /// A vCPU is running on this VMSA (the host keeps it inside VMRUN): RMPADJUST
+    /// cannot clear the VMSA bit (FAIL_INUSE).
+    pub in_use: bool,
     /// Model bookkeeping: PVALIDATE(validate) calls since VMPL0 last rescinded the
     /// page. Host page-state changes do not reset it: validating again after the host
     /// remapped a page is exactly the double validation invariant 2 forbids.
@@ -168,6 +171,12 @@ impl Rmp {
                 return Err(RmpError::FailPermission);
             }
         }
+        if self.e[r.clone()]
+            .iter()
+            .any(|x| x.vmsa && x.in_use && !vmsa)
+        {
+            return Err(RmpError::FailInUse);
+        }
         for x in &mut self.e[r] {
             if !perms.is_empty() && x.needs_zero {
                 self.unzeroed_grants += 1;
@@ -178,11 +187,32 @@ impl Rmp {
         Ok(())
     }
 
+    /// The host runs (or stops running) a vCPU on the VMSA page `gfn`; only a page
+    /// with the VMSA bit can run.
+    pub fn set_in_use(&mut self, gfn: u64, running: bool) -> bool {
+        match self.e.get_mut(gfn as usize) {
+            Some(x) if x.vmsa && x.validated => {
+                x.in_use = running;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Model bookkeeping: VMPL0 zeroed the whole page `gfn`.
     pub fn mark_zeroed(&mut self, gfn: u64) {
         if let Some(x) = self.e.get_mut(gfn as usize) {
             x.needs_zero = false;
         }
+    }
+
+    /// Whether `vmpl` may fetch instructions from `gfn` (supervisor execute).
+    pub fn may_fetch(&self, vmpl: u8, gfn: u64) -> bool {
+        self.may_access(vmpl, gfn, false)
+            && (vmpl == 0
+                || self.get(gfn).is_some_and(|x| {
+                    x.perms[vmpl as usize & 3] & Perms::EXEC_SUPERVISOR.bits() != 0
+                }))
     }
 
     /// Whether `vmpl` may access `gfn` (read, or write if `write`).

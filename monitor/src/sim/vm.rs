@@ -1,12 +1,16 @@
 //! A whole simulated VM: the machine launched with Vigil's memory and a guest image,
 //! the monitor on top, and guest-side helpers (calls, lists, page-state changes) for
 //! tests, property tests, the soak run, benchmarks and fuzzers.
+use super::hypervisor::HostMode;
 use super::machine::SimMachine;
+use crate::access::{Access, RefusedAccess};
 use crate::addr::{Gpa, PageSize, PAGE_SIZE_4K};
 use crate::memory::MemError;
+use crate::platform::ApOp;
 use crate::platform::{HostError, Perms, PscOp, PscRequest};
 use crate::policy::Policy;
 use crate::{CallOutcome, Monitor, MonitorConfig};
+use sha2::{Digest, Sha384};
 use std::vec::Vec;
 use svsm_abi::calling_area::SvsmRegs;
 use svsm_abi::pvalidate::PvalidateEntry;
@@ -28,6 +32,8 @@ pub struct SimConfig {
     pub policy: Policy,
     /// Seed of the hypervisor's randomness.
     pub seed: u64,
+    /// SEV_FEATURES of the boot vCPU (every VMSA the guest creates must match).
+    pub boot_sev_features: u64,
 }
 
 impl SimConfig {
@@ -41,6 +47,7 @@ impl SimConfig {
             launch_size: 1 << 20,
             policy: Policy::default(),
             seed,
+            boot_sev_features: svsm_abi::vmsa::SevFeatures::SNP_ACTIVE.bits(),
         }
     }
     /// 1 GiB of free RAM at [4 MiB, 1 GiB + 4 MiB) for the benchmarks; Vigil above it.
@@ -52,6 +59,7 @@ impl SimConfig {
             launch_size: 1 << 20,
             policy: Policy::default(),
             seed,
+            boot_sev_features: svsm_abi::vmsa::SevFeatures::SNP_ACTIVE.bits(),
         }
     }
 }
@@ -63,12 +71,29 @@ pub const BOOT_CAA: Gpa = Gpa(0x1000);
 /// A page of the launch image the tests use for lists.
 pub const LIST_PAGE: Gpa = Gpa(0x2000);
 
+/// A call during which a host answer that Vigil received deviated from an honest
+/// host's (invariant 5's evidence): what the call returned, and a digest of the
+/// protected state (page table, vCPUs, RMP) before and after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostileCall {
+    /// What became of the call.
+    pub outcome: CallOutcome,
+    /// RAX returned to the guest.
+    pub rax: u64,
+    /// State digest before the call.
+    pub before: [u8; 48],
+    /// State digest after the call.
+    pub after: [u8; 48],
+}
+
 /// The VM.
 pub struct SimVm {
     /// The monitor (which owns the machine).
     pub m: Monitor<SimMachine>,
     /// Calls that reached the dispatcher (each must have logged one record).
     pub dispatched: u64,
+    /// Calls that met a deviating host answer.
+    pub hostile_calls: Vec<HostileCall>,
     cfg: SimConfig,
 }
 
@@ -97,6 +122,7 @@ impl SimVm {
             boot_apic_id: BOOT_APIC,
             boot_caa: BOOT_CAA,
             prevalidated: pre,
+            boot_sev_features: cfg.boot_sev_features,
             vmpck0: super::psp::test_vmpcks()[0],
             policy: cfg.policy,
         };
@@ -105,6 +131,7 @@ impl SimVm {
         Self {
             m,
             dispatched: 0,
+            hostile_calls: Vec::new(),
             cfg,
         }
     }
@@ -125,9 +152,65 @@ impl SimVm {
         self.m.guest_vmpl().get()
     }
 
+    /// A digest of the state a host must not change: Vigil's page table, its vCPUs,
+    /// and the RMP (assigned, validated, VMSA, rights).
+    pub fn state_digest(&self) -> [u8; 48] {
+        let mut h = Sha384::new();
+        for (gfn, st) in self.m.pages().iter() {
+            h.update(gfn.to_le_bytes());
+            h.update([st as u8]);
+            if let Some(e) = self.mach().rmp.get(gfn) {
+                h.update([e.assigned as u8, e.validated as u8, e.vmsa as u8]);
+                h.update(e.perms);
+            }
+        }
+        for v in self.m.vcpus().iter() {
+            h.update(v.apic_id.to_le_bytes());
+            h.update(v.caa.0.to_le_bytes());
+            h.update(v.vmsa.map_or(u64::MAX, |g| g.0).to_le_bytes());
+        }
+        h.finalize().into()
+    }
+
+    /// Runs `handler` as one call: opens the machine's window of Vigil's reads
+    /// (invariant 4) and, when the host answered Vigil other than honestly during it,
+    /// records the call with the state digests around it (invariant 5). The invariant
+    /// checker judges both. [`SimVm::call_from`] runs the monitor through it; a test
+    /// can pass a deliberately broken handler.
+    pub fn observe<F>(&mut self, handler: F) -> (CallOutcome, u64)
+    where
+        F: FnOnce(&mut Monitor<SimMachine>) -> (CallOutcome, u64),
+    {
+        self.mach_mut().begin_call();
+        let dev = self.mach().hv.deviations;
+        let before = (self.mach().hv.mode != HostMode::Honest).then(|| self.state_digest());
+        let (outcome, rax) = handler(&mut self.m);
+        if self.mach().hv.deviations != dev {
+            let after = self.state_digest();
+            self.hostile_calls.push(HostileCall {
+                outcome,
+                rax,
+                before: before.unwrap_or([0; 48]),
+                after,
+            });
+        }
+        (outcome, rax)
+    }
+
     /// An SVSM call from vCPU `apic_id`: the guest sets `call_pending` in its calling
     /// area and switches to VMPL0 (two run-VMPL exits: there and back).
     pub fn call_from(&mut self, apic_id: u32, regs: SvsmRegs) -> (CallOutcome, SvsmRegs) {
+        self.call_pending(apic_id, regs, 1)
+    }
+
+    /// [`SimVm::call_from`] with `pending` written into `call_pending` (1 for a call; a
+    /// malformed guest may write anything).
+    pub fn call_pending(
+        &mut self,
+        apic_id: u32,
+        regs: SvsmRegs,
+        pending: u8,
+    ) -> (CallOutcome, SvsmRegs) {
         let mut regs = regs;
         if self.mach().vigil_lost && self.m.terminated().is_none() {
             // Vigil would take a #VC on its own memory at its next access.
@@ -136,19 +219,63 @@ impl SimVm {
         }
         if let Some(caa) = self.m.vcpus().by_apic(apic_id).map(|v| v.caa) {
             let gv = self.gv();
-            let _ = self.mach_mut().guest_write(gv, caa, &[1]);
+            let _ = self.mach_mut().guest_write(gv, caa, &[pending]);
         }
         // The guest's switch to VMPL0 is one run-VMPL exit; Vigil's switch back (in
         // `Monitor::serve`) is the other.
         self.mach_mut().exits.run_vmpl += 1;
         self.mach_mut().regs.insert(apic_id, regs);
         let before = self.m.calls_dispatched();
-        let o = self.m.serve(apic_id);
+        let (o, _) = self.observe(|m| {
+            let o = m.serve(apic_id);
+            let rax = m.platform().regs.get(&apic_id).map_or(0, |r| r.rax);
+            (o, rax)
+        });
         self.dispatched += self.m.calls_dispatched() - before;
         if let Some(r) = self.mach().regs.get(&apic_id) {
             regs = *r;
         }
         (o, regs)
+    }
+
+    /// The guest's own AP creation for the VMSA at `vmsa` (after CREATE_VCPU), at its
+    /// VMPL with the boot vCPU's SEV features, through the host.
+    pub fn guest_ap_create(&mut self, apic_id: u32, vmsa: Gpa) -> Result<(), HostError> {
+        let gv = self.m.guest_vmpl();
+        let f = self.m.boot_sev_features();
+        self.mach_mut()
+            .guest_ap_create(ApOp::Create, apic_id, gv, vmsa, f)
+    }
+
+    /// vCPU `apic_id` of the guest touches `gpa` (a one-byte read, write of the byte
+    /// already there, or fetch). When the RMP refuses, the machine reports the fault to
+    /// the monitor as the `emulated` platform's nested page fault does (counted on the
+    /// machine's side in `reported_faults`) and the monitor's decision is returned;
+    /// `None` when the access went through (or the VM has ended).
+    pub fn guest_access(
+        &mut self,
+        apic_id: u32,
+        gpa: Gpa,
+        access: Access,
+    ) -> Option<RefusedAccess> {
+        if self.m.terminated().is_some() {
+            return None;
+        }
+        let gv = self.gv();
+        let refused = if access.contains(Access::FETCH) {
+            self.mach().guest_fetch(gv, gpa).is_err()
+        } else if access.contains(Access::WRITE) {
+            let mut b = [0u8; 1];
+            self.mach().peek(gpa, &mut b);
+            self.mach_mut().guest_write(gv, gpa, &b).is_err()
+        } else {
+            self.guest_read(gpa, &mut [0u8; 1]).is_err()
+        };
+        if !refused {
+            return None;
+        }
+        self.mach_mut().reported_faults.push((apic_id, gpa));
+        Some(self.m.record_refused_access(apic_id, gpa, access))
     }
 
     /// An SVSM call from the boot vCPU.

@@ -39,6 +39,12 @@ const _: () = assert!(core::mem::size_of::<CallingAreaHeader>() == 8);
 const _: () = assert!(core::mem::offset_of!(CallingAreaHeader, call_pending) == 0x000);
 const _: () = assert!(core::mem::offset_of!(CallingAreaHeader, mem_available) == 0x001);
 
+/// Size of the calling area's defined head (`call_pending`, `mem_available`, reserved);
+/// a request buffer in the calling area starts after it (Linux and OVMF put the
+/// PVALIDATE list at this offset, their `svsm_buffer`).
+pub const CALLING_AREA_HEAD: usize = 8;
+const _: () = assert!(core::mem::size_of::<CallingAreaHeader>() == CALLING_AREA_HEAD);
+
 /// Byte offset of `call_pending` in the calling area page.
 pub const CALL_PENDING_OFFSET: u64 = 0;
 /// Byte offset of `mem_available` in the calling area page.

@@ -169,7 +169,10 @@ pub mod exit {
     pub const TERMINATE: u64 = 0x8000_fffe;
 }
 
-/// AP creation request types (EXITINFO1 bits 31:0).
+/// SNP AP creation (GHCB spec #56421, SNP AP Creation NAE event): SW_EXITINFO1 holds
+/// the APIC ID in bits 63:32, the VMPL of the VMSA in bits 19:16 and the request type
+/// in bits 15:0; SW_EXITINFO2 the VMSA's GPA; RAX the SEV_FEATURES of the VMSA. Linux's
+/// `vmgexit_ap_control` builds `apic_id << 32 | snp_vmpl << 16 | event`.
 pub mod ap_create {
     /// Create the vCPU when it receives INIT.
     pub const CREATE_ON_INIT: u64 = 0;
@@ -177,6 +180,29 @@ pub mod ap_create {
     pub const CREATE: u64 = 1;
     /// Destroy the vCPU.
     pub const DESTROY: u64 = 2;
+    /// SW_EXITINFO1 bits 15:0: the request type.
+    pub const TYPE_MASK: u64 = 0xffff;
+    /// SW_EXITINFO1 bits 19:16: the VMPL the VMSA runs at.
+    pub const VMPL_SHIFT: u32 = 16;
+    /// Mask of the VMPL field after the shift.
+    pub const VMPL_MASK: u64 = 0xf;
+    /// SW_EXITINFO1 bits 63:32: the APIC ID.
+    pub const APIC_SHIFT: u32 = 32;
+
+    /// SW_EXITINFO1 of an AP creation request.
+    pub const fn info1(apic_id: u32, vmpl: u8, request: u64) -> u64 {
+        ((apic_id as u64) << APIC_SHIFT)
+            | (((vmpl as u64) & VMPL_MASK) << VMPL_SHIFT)
+            | (request & TYPE_MASK)
+    }
+    /// (APIC ID, VMPL, request type) of SW_EXITINFO1.
+    pub const fn decode(info1: u64) -> (u32, u8, u64) {
+        (
+            (info1 >> APIC_SHIFT) as u32,
+            ((info1 >> VMPL_SHIFT) & VMPL_MASK) as u8,
+            info1 & TYPE_MASK,
+        )
+    }
 }
 
 /// GHCB MSR protocol: request and response codes in GHCBInfo (bits 11:0).
@@ -307,6 +333,14 @@ impl PscEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// GHCB spec SNP AP Creation: the VMPL of the VMSA travels in SW_EXITINFO1 19:16.
+    #[test]
+    fn ghcb_ap_creation_vmpl_in_exitinfo1_bits_19_16() {
+        let i = ap_create::info1(7, 2, ap_create::CREATE);
+        assert_eq!(i, (7 << 32) | (2 << 16) | 1);
+        assert_eq!(ap_create::decode(i), (7, 2, ap_create::CREATE));
+        assert_eq!(ap_create::decode(0x3_0000_0002), (3, 0, ap_create::DESTROY));
+    }
     #[test]
     fn valid_bitmap_and_psc_entry() {
         let mut g = Ghcb::new_zeroed_v2();

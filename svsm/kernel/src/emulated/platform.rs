@@ -6,9 +6,14 @@
 //! | `pvalidate`         | flips Vigil's per-page validated state (4 KiB or 2 MiB); a |
 //! |                     | rescinded page is unmapped from the nested tables          |
 //! | `rmpadjust`         | maps the page into the nested tables with the rights asked |
-//! |                     | (no READ = unmapped), or unmaps it                         |
+//! |                     | (no READ = unmapped), or unmaps it; VMPLs above the guest's|
+//! |                     | run nothing here (accepted, nothing mapped); the VMSA bit  |
+//! |                     | is kept per page, and clearing it stops a vCPU running on  |
+//! |                     | that VMSA (the CPU cannot VMRUN a page without it)         |
 //! | `page_state_change` | nothing to ask: there is no host; accepted                 |
-//! | `ap_create`         | queues the vCPU for the run loop (VMSA -> VMCB)            |
+//! | `ap_create`         | queues the vCPU for the run loop (VMSA -> VMCB); the guest |
+//! |                     | asks for it with its own GHCB AP creation                  |
+//! |                     | ([`EmuPlatform::guest_ap_creation`]), as on SNP            |
 //! | `guest_request`     | the emulated PSP ([`super::psp`])                          |
 //! | `terminate`         | recorded; the run loop ends the VM                         |
 //!
@@ -70,6 +75,19 @@ pub struct EmuPlatform<M: RawMem> {
     pub psp: SoftPsp,
     /// Set by `terminate`.
     pub terminated: Option<TermReason>,
+    /// Pages whose (modelled) RMP VMSA bit is set.
+    vmsa_pages: Vec<u64>,
+}
+
+/// Why the guest's own AP creation request is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApCreationError {
+    /// SW_EXITINFO1 bits 15:0 name no request this host serves.
+    Request(u64),
+    /// SW_EXITINFO1 bits 19:16 are not the guest's VMPL.
+    Vmpl(u8),
+    /// SW_EXITINFO2 is not a page with the VMSA bit (CREATE_VCPU did not make it one).
+    NotVmsa(u64),
 }
 
 impl<M: RawMem> EmuPlatform<M> {
@@ -93,6 +111,7 @@ impl<M: RawMem> EmuPlatform<M> {
             ap_requests: Vec::new(),
             psp,
             terminated: None,
+            vmsa_pages: Vec::new(),
         }
     }
 
@@ -139,8 +158,60 @@ impl<M: RawMem> EmuPlatform<M> {
             && self.valid[((gpa - self.base) / 4096) as usize] != V::No
     }
 
+    /// Whether the page at `gpa` has the VMSA bit.
+    pub fn is_vmsa(&self, gpa: u64) -> bool {
+        self.vmsa_pages.contains(&(gpa & !0xfff))
+    }
+
+    /// The guest's own GHCB AP creation request (GHCB spec SNP AP Creation; Linux
+    /// `vmgexit_ap_control` after CREATE_VCPU): SW_EXITINFO1 = APIC ID (63:32) | VMPL
+    /// (19:16) | request (15:0), SW_EXITINFO2 = the VMSA. As the host it queues the vCPU;
+    /// as the CPU it only runs a page that has the VMSA bit, at the guest's VMPL.
+    pub fn guest_ap_creation(&mut self, info1: u64, vmsa: u64) -> Result<(), ApCreationError> {
+        use svsm_abi::ghcb::ap_create;
+        let (apic_id, vmpl, request) = ap_create::decode(info1);
+        if vmpl != self.guest_vmpl {
+            return Err(ApCreationError::Vmpl(vmpl));
+        }
+        let op = match request {
+            ap_create::CREATE => ApOp::Create,
+            ap_create::DESTROY => ApOp::Destroy,
+            other => return Err(ApCreationError::Request(other)),
+        };
+        if op == ApOp::Create && !self.is_vmsa(vmsa) {
+            return Err(ApCreationError::NotVmsa(vmsa));
+        }
+        self.ap_requests.push(ApRequest {
+            op,
+            apic_id,
+            vmsa: Gpa(vmsa & !0xfff),
+        });
+        Ok(())
+    }
+
     fn in_ram(&self, gpa: Gpa, len: usize) -> bool {
         gpa.0 >= self.base && gpa.0.checked_add(len as u64).is_some_and(|e| e <= self.end)
+    }
+}
+
+impl<M: RawMem> EmuPlatform<M> {
+    /// Sets or clears the VMSA bit of the 4 KiB page at `gpa`. Clearing it on a page a
+    /// vCPU runs on stops that vCPU (queued for the run loop): the CPU cannot VMRUN a
+    /// page that is no longer a VMSA. On this one-CPU hypervisor no vCPU is inside
+    /// VMRUN while Vigil runs, so the bit is never in use (FAIL_INUSE never happens).
+    fn set_vmsa_bit(&mut self, gpa: u64, vmsa: bool) {
+        let page = gpa & !0xfff;
+        let had = self.vmsa_pages.contains(&page);
+        if vmsa && !had {
+            self.vmsa_pages.push(page);
+        } else if !vmsa && had {
+            self.vmsa_pages.retain(|p| *p != page);
+            self.ap_requests.push(ApRequest {
+                op: ApOp::Destroy,
+                apic_id: u32::MAX,
+                vmsa: Gpa(page),
+            });
+        }
     }
 }
 
@@ -206,10 +277,12 @@ impl<M: RawMem> Platform for EmuPlatform<M> {
         size: PageSize,
         target: Vmpl,
         perms: Perms,
-        _vmsa: bool,
+        vmsa: bool,
     ) -> Result<(), RmpError> {
-        // Only the guest's VMPL has a mapping here; VMPL1 and VMPL3 do not run.
-        if target.get() != self.guest_vmpl {
+        // Only the guest's VMPL has a mapping here. VMPLs above it (VMPL1 below a VMPL2
+        // guest) run nothing: their rights are accepted and map nothing. VMPL0 and the
+        // VMPLs below the guest's are refused as a CPU would (no VMPL below runs).
+        if target.get() == 0 || target.get() > self.guest_vmpl {
             return Err(RmpError::FailPermission);
         }
         let r = self.frames(gpa, size).ok_or(RmpError::FailInput)?;
@@ -222,6 +295,13 @@ impl<M: RawMem> Platform for EmuPlatform<M> {
         }
         if self.valid[r.clone()].iter().any(|s| *s != want) {
             return Err(RmpError::FailSizeMismatch);
+        }
+        if vmsa && size == PageSize::Size2M {
+            return Err(RmpError::FailInput);
+        }
+        self.set_vmsa_bit(gpa.0, vmsa);
+        if target.get() != self.guest_vmpl {
+            return Ok(());
         }
         for f in r {
             let a = self.base + f as u64 * 4096;
@@ -247,6 +327,7 @@ impl<M: RawMem> Platform for EmuPlatform<M> {
         &mut self,
         op: ApOp,
         apic_id: u32,
+        _vmpl: Vmpl,
         vmsa: Gpa,
         _sev_features: u64,
     ) -> Result<(), HostError> {
@@ -421,6 +502,7 @@ mod tests {
                     .step_by(4096)
                     .map(|a| (Gpa(a), PageSize::Size4K))
                     .collect(),
+                boot_sev_features: svsm_abi::vmsa::SevFeatures::SNP_ACTIVE.bits(),
                 vmpck0: [7; 32],
                 policy: monitor::policy::Policy::default(),
             },
@@ -493,6 +575,24 @@ mod tests {
             result::SUCCESS
         );
         assert_eq!(m.platform_mut().npt.lookup(20 * MIB), None);
+        // CREATE_VCPU only makes the VMSA (#58019 6.3); the guest's own AP creation
+        // starts it, at its VMPL, and only on a VMSA page.
+        assert!(m.platform().ap_requests.is_empty());
+        assert!(m.platform().is_vmsa(20 * MIB));
+        use svsm_abi::ghcb::ap_create;
+        assert_eq!(
+            m.platform_mut()
+                .guest_ap_creation(ap_create::info1(1, 0, ap_create::CREATE), 20 * MIB),
+            Err(ApCreationError::Vmpl(0))
+        );
+        assert_eq!(
+            m.platform_mut()
+                .guest_ap_creation(ap_create::info1(1, 2, ap_create::CREATE), 21 * MIB),
+            Err(ApCreationError::NotVmsa(21 * MIB))
+        );
+        m.platform_mut()
+            .guest_ap_creation(ap_create::info1(1, 2, ap_create::CREATE), 20 * MIB)
+            .unwrap();
         assert_eq!(m.platform().ap_requests.len(), 1);
         assert_eq!(m.platform().ap_requests[0].apic_id, 1);
         // Rescind: unmapped.

@@ -308,6 +308,9 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
             boot_apic_id: 0,
             boot_caa: Gpa(loader::GUEST_CAA),
             prevalidated,
+            // The boot vCPU runs with SNP_ACTIVE only; every VMSA the guest makes must
+            // carry the same (#58019 6.3).
+            boot_sev_features: policy.required_sev_features,
             vmpck0: vmpck[0],
             policy,
         },
@@ -557,6 +560,11 @@ impl Runner {
             let v = &self.vcpus[self.cur];
             (v.apic_id, v.ghcb_msr)
         };
+        if ghcb != 0 && ghcb & 0xfff == 0 {
+            // The GHCB MSR holds a GHCB page: a request to the host, which Vigil plays.
+            self.ghcb_request(apic, ghcb, len);
+            return;
+        }
         if !policy::is_svsm_request(ghcb) {
             // A VMGEXIT that is not an SVSM request would go to the host on SNP; there is
             // no host here. #UD, as for an unsupported instruction.
@@ -592,12 +600,58 @@ impl Runner {
                 v.gprs.r9 = regs.r9;
             }
             CallOutcome::NotPending => {}
+            // DELETE_VCPU of its own VMSA: the call does not return; clearing the VMSA
+            // bit queued the vCPU's removal, done in `ap_requests` below.
+            CallOutcome::VcpuDeleted => {}
             CallOutcome::Terminated(r) => {
                 fail(format_args!("the monitor terminated the VM: {r:?}"));
             }
         }
         if let (Some(log), true) = (log_before, regs.rax == result::SUCCESS) {
             self.capture(req_gpa, regs.rcx as usize, log);
+        }
+        self.vcpus[self.cur].vmcb.save.rip += len;
+        self.ap_requests();
+    }
+
+    /// A GHCB page request of the guest (the GHCB MSR holds the page's GPA). Vigil is
+    /// the host here and serves one: SNP AP Creation, which the guest sends after
+    /// CREATE_VCPU to start the vCPU (Linux `vmgexit_ap_control`). The page is guest
+    /// memory: it is copied in once, the answer (SW_EXITINFO1/2) written back.
+    fn ghcb_request(&mut self, apic: u32, gpa: u64, len: u64) {
+        use svsm_abi::ghcb::{exit as gexit, Ghcb};
+        let p = self.m.platform_mut();
+        let mut page = alloc::vec![0u8; 4096];
+        let ghcb = match p.read(Gpa(gpa), &mut page) {
+            Ok(()) => Ghcb::read_from_bytes(&page).ok(),
+            Err(_) => None,
+        };
+        let Some(ghcb) = ghcb else {
+            inject(&mut self.vcpus[self.cur].vmcb, 13, Some(0));
+            return;
+        };
+        let (info1, info2) = if ghcb.sw_exit_code != gexit::SNP_AP_CREATION {
+            log::warn!(
+                "emulated: vCPU {apic}: GHCB request {:#x} not served",
+                ghcb.sw_exit_code
+            );
+            (1, 0)
+        } else {
+            match p.guest_ap_creation(ghcb.sw_exit_info_1, ghcb.sw_exit_info_2) {
+                Ok(()) => (0, 0),
+                Err(e) => {
+                    log::warn!("emulated: vCPU {apic}: AP creation refused: {e:?}");
+                    (1, 0)
+                }
+            }
+        };
+        let mut answer = [0u8; 16];
+        answer[..8].copy_from_slice(&u64::to_le_bytes(info1));
+        answer[8..].copy_from_slice(&u64::to_le_bytes(info2));
+        // SW_EXITINFO1 at 0x398, SW_EXITINFO2 right after it.
+        if p.write(Gpa(gpa + 0x398), &answer).is_err() {
+            inject(&mut self.vcpus[self.cur].vmcb, 13, Some(0));
+            return;
         }
         self.vcpus[self.cur].vmcb.save.rip += len;
         self.ap_requests();
@@ -664,14 +718,24 @@ impl Runner {
                     });
                 }
                 ApOp::Destroy => {
-                    let cur_apic = self.vcpus[self.cur].apic_id;
-                    self.vcpus.retain(|v| v.vmsa != Some(r.vmsa.0));
+                    // By VMSA: the VMSA bit was cleared (DELETE_VCPU), or the guest's
+                    // AP destroy named it.
+                    let Some(gone) = self.vcpus.iter().position(|v| v.vmsa == Some(r.vmsa.0))
+                    else {
+                        continue;
+                    };
+                    let apic = self.vcpus[gone].apic_id;
+                    let cur_vmsa = self.vcpus[self.cur].vmsa;
+                    self.vcpus.remove(gone);
                     self.cur = self
                         .vcpus
                         .iter()
-                        .position(|v| v.apic_id == cur_apic)
+                        .position(|v| v.vmsa == cur_vmsa && cur_vmsa != Some(r.vmsa.0))
                         .unwrap_or(0);
-                    kprintln!("vigil: vCPU {} deleted", r.apic_id);
+                    kprintln!(
+                        "vigil: vCPU {apic} stopped (VMSA {:#x} no longer runs)",
+                        r.vmsa.0
+                    );
                 }
             }
         }

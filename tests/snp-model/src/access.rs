@@ -7,9 +7,8 @@
 //!   Validated bit is 0: the guest must validate before it uses memory);
 //! - a nested page fault to the HOST (#VMEXIT 0x400) with the RMP bit in EXITINFO1 and
 //!   the GPA in EXITINFO2: the page is not the guest's for this kind of access, or the
-//!   running VMPL lacks the permission. The guest sees nothing of it; what KVM does next
-//!   is the host's business (KVM's `sev_handle_rmp_fault` for a private/shared mismatch,
-//!   otherwise the vCPU is stuck on the same access; the model stops and records it).
+//!   running VMPL lacks the permission. The guest sees nothing of it; what the host does
+//!   next is [`host_reaction`].
 
 use crate::rmp::{Perms, Rmp};
 
@@ -149,10 +148,71 @@ pub fn check(rmp: &Rmp, a: &Access) -> Outcome {
     Outcome::Allowed
 }
 
+/// What the host does with a nested page fault that has the RMP bit (KVM `svm_handle_npf`
+/// -> `kvm_mmu_page_fault`, SNP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostReaction {
+    /// The access's private/shared kind differs from the page's state: KVM exits to the
+    /// VMM with KVM_EXIT_MEMORY_FAULT (`kvm_mmu_prepare_memory_fault_exit`, "is_private"
+    /// from the error code's ENC bit), QEMU converts the page (`kvm_convert_memory`) and
+    /// the guest retries: an implicit page-state change. To private, the page is then
+    /// assigned but not validated, so the retry takes #VC 0x404.
+    Convert {
+        /// The state the VMM converts the page to.
+        private: bool,
+    },
+    /// Nothing KVM can fix (a VMPL permission fault, another guest's page): the nested
+    /// mapping is present, KVM resumes the vCPU and it faults again for ever. The model
+    /// stops the vCPU and records the fault instead of spinning.
+    Stuck,
+}
+
+/// The host's reaction to the nested page fault that `a` got.
+pub fn host_reaction(rmp: &Rmp, a: &Access, error_code: u64) -> HostReaction {
+    let private = error_code & npf::ENC != 0;
+    if error_code & npf::VMPL != 0 {
+        return HostReaction::Stuck;
+    }
+    match rmp.entry(a.gpa & !0xfff) {
+        Ok(e) if e.assigned != private && (e.is_guest() || !e.assigned) => {
+            HostReaction::Convert { private }
+        }
+        _ => HostReaction::Stuck,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rmp::PageSize;
+
+    #[test]
+    fn host_converts_on_kind_mismatch_and_is_stuck_on_permission() {
+        let r = rmp();
+        // Private access to a host page: convert to private.
+        let a = acc(0x3000, Kind::Read, 0);
+        let c = npf_code(check(&r, &a));
+        assert_eq!(
+            host_reaction(&r, &a, c),
+            HostReaction::Convert { private: true }
+        );
+        // Shared access to a guest page: convert to shared.
+        let mut s = acc(0x1000, Kind::Write, 0);
+        s.private = false;
+        let c = npf_code(check(&r, &s));
+        assert_eq!(
+            host_reaction(&r, &s, c),
+            HostReaction::Convert { private: false }
+        );
+        // VMPL2 writing a page it may only read.
+        let w = acc(0x1000, Kind::Write, 2);
+        let c = npf_code(check(&r, &w));
+        assert_eq!(host_reaction(&r, &w, c), HostReaction::Stuck);
+        // Outside memory.
+        let o = acc(0x10_0000, Kind::Read, 0);
+        let c = npf_code(check(&r, &o));
+        assert_eq!(host_reaction(&r, &o, c), HostReaction::Stuck);
+    }
 
     fn rmp() -> Rmp {
         let mut r = Rmp::new(16);

@@ -395,8 +395,10 @@ pub fn check_monitor_policy(p: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Build the IGVM file for `cfg`.
-pub fn build(cfg: &BuildConfig) -> Result<Built> {
+/// The flags of a build that need no input file read: the profile, platforms, guest
+/// VMPL (1..=3, DESIGN.md), vCPU count, both policies and SEV_FEATURES (SNPActive set,
+/// no reserved bit: APM vol 2, 15.36.1, SEV_FEATURES of the VMSA).
+fn check_config(cfg: &BuildConfig) -> Result<()> {
     if cfg.profile != Profile::QemuKvm {
         return Err(Error::Usage(format!(
             "profile {:?} is documented but not yet supported; use qemu-kvm",
@@ -431,6 +433,12 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
             feats.unknown_bits()
         )));
     }
+    Ok(())
+}
+
+/// Build the IGVM file for `cfg`.
+pub fn build(cfg: &BuildConfig) -> Result<Built> {
+    check_config(cfg)?;
     use qemu_kvm as L;
     let both = (if cfg.snp { MASK_SNP } else { 0 }) | (if cfg.native { MASK_NATIVE } else { 0 });
     let (entry, ksegs) = load_elf("kernel", &cfg.kernel)?;

@@ -82,6 +82,11 @@ impl Platform {
 /// 4 KiB of it becomes a measured page.
 pub const MAX_PARAMETER_AREA: u64 = 64 << 20;
 
+/// Largest sum of all inserted parameter areas (64 MiB). Attack: a PARAMETER_AREA and
+/// its PARAMETER_INSERT cost 64 bytes of file each and may declare 64 MiB, so a 1 MiB
+/// file could otherwise make a measurement expand into hundreds of millions of pages.
+pub const MAX_PARAMETER_TOTAL: u64 = 64 << 20;
+
 /// The loader rules of an IGVM measurement.
 #[derive(Clone, Debug, Serialize)]
 pub struct LoaderRules {
@@ -250,6 +255,7 @@ pub fn measure_parsed(
 
     let mut ops: Vec<PageOp> = Vec::new();
     let mut areas: HashMap<u32, u64> = HashMap::new();
+    let mut inserted = 0u64;
     let mut file_vmsas: BTreeMap<u16, Vmsa> = BTreeMap::new();
     for (i, h) in dirs.iter().enumerate() {
         match h {
@@ -302,6 +308,13 @@ pub fn measure_parsed(
                     return Err(Error::Invalid(format!(
                         "PARAMETER_INSERT at GPA {:#x}: parameter area {} of {size:#x} bytes is larger than {MAX_PARAMETER_AREA:#x} or wraps",
                         p.gpa, p.parameter_area_index
+                    )));
+                }
+                inserted = inserted.saturating_add(*size);
+                if inserted > MAX_PARAMETER_TOTAL {
+                    return Err(Error::Invalid(format!(
+                        "PARAMETER_INSERT at GPA {:#x}: parameter areas inserted so far sum to more than {MAX_PARAMETER_TOTAL:#x} bytes",
+                        p.gpa
                     )));
                 }
                 ops.extend(digest::unhashed_pages(p.gpa, *size, PageType::Unmeasured));

@@ -332,6 +332,8 @@ struct Layout<'a> {
     last_page: Option<(usize, u64)>,
     between_dataless: bool,
     outside: Vec<(usize, u64)>,
+    /// Bytes of parameter areas inserted so far (bounded by MAX_PARAMETER_TOTAL).
+    inserted: u64,
 }
 
 impl Layout<'_> {
@@ -424,13 +426,17 @@ impl Layout<'_> {
             .get(&p.parameter_area_index)
             .copied()
             .unwrap_or(0);
-        if size > igvm_measure::MAX_PARAMETER_AREA || p.gpa.checked_add(size).is_none() {
+        self.inserted = self.inserted.saturating_add(size);
+        if size > igvm_measure::MAX_PARAMETER_AREA
+            || self.inserted > igvm_measure::MAX_PARAMETER_TOTAL
+            || p.gpa.checked_add(size).is_none()
+        {
             push(
                 Severity::Error,
                 "param-size",
                 Some(i),
                 format!(
-                    "parameter area {} of {size:#x} bytes at {:#x} is too large or wraps",
+                    "parameter area {} of {size:#x} bytes at {:#x} is too large (or all areas together are), or wraps",
                     p.parameter_area_index, p.gpa
                 ),
             );
@@ -498,6 +504,7 @@ fn lint_layout(dirs: &[IgvmDirectiveHeader], mask: u32, snp: bool, push: &mut Pu
         last_page: None,
         between_dataless: false,
         outside: Vec::new(),
+        inserted: 0,
     };
     for (i, h) in dirs.iter().enumerate() {
         if !igvm_measure::applies(h, mask) {

@@ -1035,3 +1035,48 @@ fn sign_json_is_one_document_with_the_qemu_options() {
     let (rc, _, err) = run(&["measure", p(&v), p(&v), "-v"]);
     assert_eq!(rc, 2, "{err}");
 }
+
+#[test]
+fn parameter_areas_together_are_bounded() {
+    // Each area may be 64 MiB, but a file of many small headers must not expand into
+    // hundreds of millions of measured pages: the sum is bounded too.
+    use igvm::IgvmDirectiveHeader;
+    use igvm_defs::IGVM_VHS_PARAMETER_INSERT;
+    let d = Dir::new();
+    let (rc, _, err) = d.build(&d.path("guest.elf"), "v.igvm", &["--platforms", "snp"]);
+    assert_eq!(rc, 0, "{err}");
+    let (f, _) = vigil_igvm::reader::parse(&std::fs::read(d.path("v.igvm")).unwrap()).unwrap();
+    let mut dirs = f.directives().to_vec();
+    let vp = dirs.pop().unwrap(); // keep the VMSA last
+    for k in 0..3u32 {
+        dirs.push(IgvmDirectiveHeader::ParameterArea {
+            number_of_bytes: 32 << 20,
+            parameter_area_index: 10 + k,
+            initial_data: vec![],
+        });
+        dirs.push(IgvmDirectiveHeader::ParameterInsert(
+            IGVM_VHS_PARAMETER_INSERT {
+                gpa: 0x1_0000_0000 + u64::from(k) * (32 << 20),
+                compatibility_mask: 1,
+                parameter_area_index: 10 + k,
+            },
+        ));
+    }
+    dirs.push(vp);
+    let nf = igvm::IgvmFile::new(
+        igvm::IgvmRevision::V1,
+        f.platforms().to_vec(),
+        f.initializations().to_vec(),
+        dirs,
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    nf.serialize(&mut bytes).unwrap();
+    let big = d.put("areas.igvm", &bytes);
+    let (rc, _, err) = run(&["measure", p(&big)]);
+    assert_eq!(rc, 1, "{err}");
+    assert!(err.contains("sum to more than 0x4000000 bytes"), "{err}");
+    let (rc, out, _) = run(&["lint", p(&big)]);
+    assert_eq!(rc, 1, "{out}");
+    assert!(out.contains("[param-size]"), "{out}");
+}

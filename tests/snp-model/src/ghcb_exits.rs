@@ -367,13 +367,18 @@ fn ap_creation(
     Ok(Action::Resume)
 }
 
-/// Run VMPL (GHCB spec v2.03+, "SNP Run VMPL"): SW_EXITINFO1 the VMPL. On success the
-/// requester later resumes with SW_EXITINFO1 = 0; a VMPL without a VMSA on this vCPU
-/// is refused with SW_EXITINFO1 = 2, SW_EXITINFO2 = GHCB_ERR_INVALID_INPUT.
+/// Run VMPL (GHCB spec v2.03+, "SNP Run VMPL"): SW_EXITINFO1 bits 31:0 the VMPL (the
+/// planes KVM branch's `sev_snp_run_vmpl` reads `lower_32_bits`). On success the
+/// requester later resumes with SW_EXITINFO1 = SW_EXITINFO2 = 0. A VMPL above 3 gets
+/// SW_EXITINFO1 = 2, SW_EXITINFO2 = GHCB_ERR_INVALID_INPUT (as the planes branch); so does,
+/// in the model, a VMPL without a VMSA on this vCPU and the requester's own VMPL (the
+/// planes branch returns the same error for a missing plane and does not refuse the own
+/// VMPL).
 fn run_vmpl(host: &Host, x: Exiting, g: &mut Ghcb, info1: u64) -> Action {
-    if !host.has_vmsa(x.vcpu, info1) || info1 == u64::from(x.vmpl) {
+    let vmpl = info1 & 0xffff_ffff;
+    if !host.has_vmsa(x.vcpu, vmpl) || vmpl == u64::from(x.vmpl) {
         answer_error(g, err::INVALID_INPUT);
         return Action::Resume;
     }
-    Action::RunVmpl(info1 as u8)
+    Action::RunVmpl(vmpl as u8)
 }

@@ -130,9 +130,11 @@ fn psc_msr(mem: &mut Memory, rmp: &mut Rmp, msr: u64) -> u64 {
 }
 
 /// Run at VMPL (GHCB spec v2.03+, "VMPL Request"): bits 39:32 the VMPL. The response
-/// 0x017 carries an error code in bits 63:32, 0 on success; the requester sees it when it
-/// runs again. The model refuses a VMPL above 3 or one with no VMSA on this vCPU (error
-/// 1) without switching (upstream KVM has no VMPL switching; this follows the spec).
+/// 0x017 carries an error code in bits 63:32 (bits 31:12 zero), 0 on success; the
+/// requester sees it when it runs again. A VMPL above 3 gets error 1 without a switch,
+/// as in the planes KVM branch (`GHCB_MSR_VMPL_REQ` in `sev_handle_vmgexit_msr_protocol`;
+/// upstream KVM has no VMPL switching). For a VMPL with no VMSA on this vCPU the planes
+/// branch fails KVM_RUN; the model answers error 1 too, so that a guest can see it.
 fn vmpl_req(host: &Host, vcpu: u32, msr: u64) -> (u64, Action) {
     let target = (msr >> 32) & 0xff;
     if !host.has_vmsa(vcpu, target) {

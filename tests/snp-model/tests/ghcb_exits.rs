@@ -394,6 +394,11 @@ fn run_vmpl_switches_to_a_vmpl_with_a_vmsa_and_refuses_others() {
     let (a, back) = w.exit(&ghcb(ec::SNP_RUN_VMPL, 2, 0));
     assert_eq!(a, Action::RunVmpl(2));
     assert_eq!(back.get(off::SW_EXIT_INFO_1), Some(0));
+    // Only bits 31:0 name the VMPL.
+    assert_eq!(
+        w.exit(&ghcb(ec::SNP_RUN_VMPL, (1 << 32) | 2, 0)).0,
+        Action::RunVmpl(2)
+    );
     for bad in [1, 0, 4, u64::MAX] {
         let (a, back) = w.exit(&ghcb(ec::SNP_RUN_VMPL, bad, 0));
         assert_eq!(a, Action::Resume, "VMPL {bad}");

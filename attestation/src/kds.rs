@@ -58,6 +58,9 @@ pub struct Kds {
     /// First backoff delay (doubled on each retry; a Retry-After header, capped at 10 s,
     /// takes precedence).
     pub backoff: Duration,
+    /// Say on stderr which URL is fetched (the program sets it: a relying party sees
+    /// when the network is used).
+    pub announce: bool,
 }
 
 impl Kds {
@@ -72,6 +75,7 @@ impl Kds {
             offline,
             max_attempts: 5,
             backoff: Duration::from_millis(200),
+            announce: false,
         }
     }
 
@@ -124,6 +128,9 @@ impl Kds {
         let url = format!("{}{}", self.base, path);
         if self.offline {
             return Err(KdsError::Offline(url));
+        }
+        if self.announce {
+            eprintln!("vigil-verify: fetching {url} from AMD's KDS (--offline never contacts it)");
         }
         let mut delay = self.backoff;
         for attempt in 1..=self.max_attempts {

@@ -434,6 +434,12 @@ fn kds_404_is_a_missing_leaf_and_kds_500_an_environment_failure() {
     assert_eq!(o.code, 1, "{}\n{}", o.out, o.err);
     assert!(o.out.contains("FAIL  chain.leaf"), "{}", o.out);
     assert!(o.err.contains("HTTP 404"), "{}", o.err);
+    // The network use is said as it happens.
+    assert!(
+        o.err.contains(&format!("fetching {url}/vcek/v1/Genoa/")),
+        "{}",
+        o.err
+    );
     let url = kds_answering(500);
     let o = run(&[&rep, "--kds-url", &url, "--at", AT]);
     assert_eq!(o.code, 3, "{}\n{}", o.out, o.err);

@@ -95,11 +95,12 @@ pub fn run(cli: &Cli, mut print: impl FnMut(&crate::policy::Policy, &InputResult
         }
     };
     run.policy = Some(cfg.policy.clone());
-    let kds = Kds::new(
+    let mut kds = Kds::new(
         &cli.kds_url,
         cli.cache_dir.clone().or_else(default_cache),
         cli.offline,
     );
+    kds.announce = true;
     let opt = Options {
         product: cfg.product,
         at: cfg.at,

@@ -33,6 +33,14 @@ const AP_CAA: u64 = LIST_BASE + 0x2000;
 const BAD_VMSA: u64 = LIST_BASE + 0x3000;
 // The guest's own GHCB page (requests to the host: AP creation).
 const GHCB_PAGE: u64 = LIST_BASE + 0x9000;
+// The client-shaped sessions' pages: VMSAs, a calling area, pages validated through a
+// list in the calling area (one 2 MiB page, four 4 KiB pages used as AP stacks).
+const VMSA_2: u64 = LIST_BASE + 0xa000;
+const VMSA_3: u64 = LIST_BASE + 0xb000;
+const VMSA_4: u64 = LIST_BASE + 0xc000;
+const CAA_4: u64 = VMSA_4 + 0x1000;
+const CA_LIST_2M: u64 = 26 * MIB;
+const CA_LIST_4K: u64 = 28 * MIB;
 // Vigil's memory: its image starts at 1 MiB, its heap above.
 const VIGIL_IMAGE: u64 = MIB;
 const VIGIL_HEAP: u64 = 3 * MIB;
@@ -89,11 +97,13 @@ extern "C" {
 
 /// Set by the second vCPU when it has made its call.
 static AP_DONE: AtomicU64 = AtomicU64::new(0);
+/// The calling area the next vCPU started calls through (set before it starts).
+static AP_CAA_NEXT: AtomicU64 = AtomicU64::new(AP_CAA);
 
 #[no_mangle]
 extern "C" fn guest_ap_main() -> ! {
     arch::init_tables();
-    let mut s = Svsm::new(Vmgexit, AP_CAA);
+    let mut s = Svsm::new(Vmgexit, AP_CAA_NEXT.load(Ordering::SeqCst));
     let r = s.query(SVSM_CORE_PROTOCOL, 1);
     AP_DONE.store(if r == Ok((1, 1)) { 1 } else { 2 }, Ordering::SeqCst);
     loop {
@@ -145,6 +155,91 @@ fn pvalidate(
     };
     write_bytes(list_gpa, &buf[..n]);
     s.call(regs::pvalidate(list_gpa)).rax
+}
+
+/// Starts vCPU `apic_id` from a fresh VMSA at `vmsa` that calls through `caa`, on the
+/// stack ending at `rsp`: CREATE_VCPU, then the guest's own AP creation (Linux
+/// `wakeup_cpu_via_vmgexit`), then waits for its QUERY_PROTOCOL.
+fn start_ap(
+    s: &mut Svsm<Vmgexit>,
+    vmpl: u8,
+    apic_id: u32,
+    vmsa: u64,
+    caa: u64,
+    rsp: u64,
+) -> Result<(), &'static str> {
+    let v = ap_vmsa(&ApState {
+        vmpl,
+        sev_features: SNP_ACTIVE,
+        cr0: arch::cr0(),
+        cr3: arch::cr3(),
+        cr4: arch::cr4(),
+        efer: 0xd01,
+        rip: guest_ap_entry as *const () as u64,
+        rsp,
+    });
+    write_bytes(vmsa, v.as_bytes());
+    AP_CAA_NEXT.store(caa, Ordering::SeqCst);
+    AP_DONE.store(0, Ordering::SeqCst);
+    let rax = s.call(regs::create_vcpu(vmsa, caa, apic_id)).rax;
+    if rax != result::SUCCESS {
+        return Err(result_name(rax));
+    }
+    if ap_create(apic_id, vmpl, vmsa).is_err() {
+        return Err("the host refused the AP creation");
+    }
+    let mut spins = 0;
+    while AP_DONE.load(Ordering::SeqCst) == 0 && spins < 1000 {
+        arch::hlt();
+        spins += 1;
+    }
+    match AP_DONE.load(Ordering::SeqCst) {
+        1 => Ok(()),
+        0 => Err("the vCPU never ran"),
+        _ => Err("the vCPU's call failed"),
+    }
+}
+
+/// The calls of Linux 6.12 and OVMF in their shapes (issue 11), each step citing the
+/// client function it copies.
+fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
+    // Linux `svsm_pval_pages`: the PVALIDATE list in the calling area's buffer at
+    // offset 8 (`svsm_build_ca_from_psc_desc`), a 2 MiB entry and 4 KiB entries.
+    let list = s.caa + 8;
+    let mut es = [entry(CA_LIST_2M, true, true); 5];
+    for (i, e) in es.iter_mut().enumerate().skip(1) {
+        *e = entry(CA_LIST_4K + (i as u64 - 1) * 4096, false, true);
+    }
+    let rax = pvalidate(s, list, &es);
+    let all = probe(CA_LIST_2M + 2 * MIB - 8, true).is_none()
+        && (0..4).all(|i| probe(CA_LIST_4K + i * 4096, true).is_none());
+    t.step(
+        "linux-pvalidate-in-ca",
+        match (rax, all) {
+            (result::SUCCESS, true) => Ok(()),
+            (result::SUCCESS, false) => Err("validated pages not usable"),
+            _ => Err(result_name(rax)),
+        },
+    );
+    // Linux CPU offline/online (`wakeup_cpu_via_vmgexit`, then `snp_cleanup_vmsa`): a
+    // VMSA for APIC 1, then a new VMSA for the same APIC ID and calling area, and only
+    // then DELETE_VCPU of the old one.
+    let r = start_ap(s, vmpl, 1, VMSA_2, AP_CAA, CA_LIST_4K + 0x1000)
+        .and_then(|_| start_ap(s, vmpl, 1, VMSA_3, AP_CAA, CA_LIST_4K + 0x2000))
+        .and_then(|_| match s.call(regs::delete_vcpu(VMSA_2)).rax {
+            result::SUCCESS => Ok(()),
+            rax => Err(result_name(rax)),
+        });
+    t.step("linux-cpu-online", r);
+    // OVMF `SvsmVmsaRmpAdjust`: CREATE_VCPU with the calling area on the page after the
+    // VMSA, then (MpLib) AP creation; DELETE_VCPU through the same function.
+    let r = start_ap(s, vmpl, 2, VMSA_4, CAA_4, CA_LIST_4K + 0x3000).and_then(|_| {
+        match s.call(regs::delete_vcpu(VMSA_4)).rax {
+            result::SUCCESS => Ok(()),
+            rax => Err(result_name(rax)),
+        }
+    });
+    t.step("ovmf-create-vcpu", r);
 }
 
 /// The guest's own SNP AP Creation request through its GHCB page (Linux
@@ -481,6 +576,8 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
             _ => Err(result_name(rax)),
         },
     );
+
+    client_sessions(&mut s, &mut t, info.guest_vmpl);
 
     // Attestation with a fresh nonce, last, so that the log it binds holds the attacks.
     let mut nonce = [0u8; 64];

@@ -67,7 +67,7 @@ fn run_list<P: Platform>(m: &mut Monitor<P>, list: &super::lists::List) -> (Ret,
     };
     let mut i = list.hdr.next;
     while i < stop {
-        match pvalidate_entry(m, PvalidateEntry(list.entry(i))) {
+        match pvalidate_entry(m, PvalidateEntry(list.entry(i)), list.gpa) {
             Ret::Code(result::SUCCESS) => i += 1,
             other => return (other, i),
         }
@@ -81,7 +81,11 @@ fn run_list<P: Platform>(m: &mut Monitor<P>, list: &super::lists::List) -> (Ret,
 
 /// One entry: format (reserved bits 11:4 zero, size 0 or 1: else INVALID_PARAMETER),
 /// alignment to its size (INVALID_PARAMETER, section 5), then validate or rescind.
-pub(super) fn pvalidate_entry<P: Platform>(m: &mut Monitor<P>, e: PvalidateEntry) -> Ret {
+pub(super) fn pvalidate_entry<P: Platform>(
+    m: &mut Monitor<P>,
+    e: PvalidateEntry,
+    list: Gpa,
+) -> Ret {
     if e.reserved() != 0 {
         return Ret::Code(result::ERR_INVALID_PARAMETER);
     }
@@ -95,7 +99,7 @@ pub(super) fn pvalidate_entry<P: Platform>(m: &mut Monitor<P>, e: PvalidateEntry
     if e.validate() {
         validate(m, gpa, size, e.ignore_cf())
     } else {
-        rescind(m, gpa, size, e.ignore_cf())
+        rescind(m, gpa, size, e.ignore_cf(), list)
     }
 }
 
@@ -144,7 +148,13 @@ fn undo_validate<P: Platform>(m: &mut Monitor<P>, gpa: Gpa, size: PageSize, err:
     }
 }
 
-fn rescind<P: Platform>(m: &mut Monitor<P>, gpa: Gpa, size: PageSize, ignore_cf: bool) -> Ret {
+fn rescind<P: Platform>(
+    m: &mut Monitor<P>,
+    gpa: Gpa,
+    size: PageSize,
+    ignore_cf: bool,
+    list: Gpa,
+) -> Ret {
     match m.pages.check_page(gpa, size, PageState::Validated) {
         Ok(()) => {}
         Err(RangeError::WrongState(PageState::Unvalidated)) if ignore_cf => {
@@ -158,6 +168,11 @@ fn rescind<P: Platform>(m: &mut Monitor<P>, gpa: Gpa, size: PageSize, ignore_cf:
     // A calling area in use cannot go: Vigil would write results into a page the guest
     // no longer owns. A conflict with a calling area is INVALID_ADDRESS (6.3's rule).
     if holds_caa(m, gpa, size.bytes()) {
+        return Ret::Code(result::ERR_INVALID_ADDRESS);
+    }
+    // *Vigil*: nor can the page that holds the list: 6.2 has Vigil write `next` back
+    // into it afterwards, and the guest read it.
+    if list.0 >= gpa.0 && list.0 < gpa.0.saturating_add(size.bytes()) {
         return Ret::Code(result::ERR_INVALID_ADDRESS);
     }
     // 6.2: the lower VMPLs lose the page (RMPADJUST) before PVALIDATE rescinds it, so

@@ -131,14 +131,26 @@ pub struct ResolvedRules {
     pub ap_vmsas: bool,
     /// vCPU count.
     pub vcpus: u32,
-    /// SEV features of the boot VMSA.
+    /// SEV features of the boot VMSA (hex in JSON, like every bit field and address).
+    #[serde(serialize_with = "hex_json")]
     pub sev_features: u64,
     /// Guest policy of the file.
+    #[serde(serialize_with = "hex_json")]
     pub policy: u64,
     /// Compatibility mask of the SNP platform.
+    #[serde(serialize_with = "hex_json")]
     pub compatibility_mask: u32,
     /// x87 FCW zeroed.
     pub x87_fcw_zero: bool,
+}
+
+/// Serialize a number as a "0x..." string (JSON output shows addresses and bit fields in
+/// hex everywhere).
+fn hex_json<T: std::fmt::LowerHex, S: serde::Serializer>(
+    v: &T,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:#x}"))
 }
 
 /// The result of [`measure_file`].

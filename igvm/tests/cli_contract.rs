@@ -733,6 +733,14 @@ fn igvm_crate_errors_keep_the_offset_and_addresses_are_hex() {
         !out.contains("1048576") && !out.contains("4294963200"),
         "{out}"
     );
+    // JSON: bit fields of the resolved loader rules are hex strings too.
+    for args in [vec!["measure", p(&v), "--log", "json"], vec!["refs", p(&v)]] {
+        let (_, out, _) = run(&args);
+        let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(j["loader"]["policy"], "0x30000", "{args:?}: {out}");
+        assert_eq!(j["loader"]["sev_features"], "0x1");
+        assert_eq!(j["loader"]["compatibility_mask"], "0x1");
+    }
 }
 
 #[test]

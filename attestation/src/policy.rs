@@ -108,10 +108,56 @@ pub struct Policy {
     pub products: Option<Vec<String>>,
 }
 
-/// A policy-file problem.
+/// A policy-file problem, naming the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("policy: {0}")]
-pub struct PolicyError(pub String);
+pub enum PolicyError {
+    /// Not TOML of the policy's shape (an unknown field included); the parser's message
+    /// names the line, column and field.
+    #[error("policy: {0}")]
+    Toml(String),
+    /// A hex field that is not hex.
+    #[error("policy: {field}: not hex: {reason}")]
+    NotHex {
+        /// The field.
+        field: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// A hex field of the wrong length.
+    #[error("policy: {field}: {got} bytes, expected {want} ({} hex digits)", 2 * want)]
+    Length {
+        /// The field.
+        field: String,
+        /// Bytes given.
+        got: usize,
+        /// Bytes of the report field.
+        want: usize,
+    },
+    /// A number field that is not a 64-bit number.
+    #[error("policy: {field}: not a 64-bit number: {reason}")]
+    Number {
+        /// The field.
+        field: String,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A "major.minor" field that is not.
+    #[error("policy: {field}: expected \"major.minor\" of two numbers 0..255")]
+    Version {
+        /// The field.
+        field: String,
+    },
+    /// A value outside the field's set.
+    #[error("policy: {field}: {value} is not {allowed}")]
+    Value {
+        /// The field.
+        field: &'static str,
+        /// The value, quoted.
+        value: String,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+}
 
 /// PLATFORM_INFO bit names.
 pub const PLATFORM_BITS: [(&str, u64); 7] = [
@@ -127,13 +173,16 @@ pub const PLATFORM_BITS: [(&str, u64); 7] = [
 /// Decodes a hex field of exactly `len` bytes.
 pub fn hex_field(name: &str, s: &str, len: usize) -> Result<Vec<u8>, PolicyError> {
     let s = s.trim().trim_start_matches("0x");
-    let v = hex::decode(s).map_err(|e| PolicyError(format!("{name}: not hex: {e}")))?;
+    let v = hex::decode(s).map_err(|e| PolicyError::NotHex {
+        field: name.to_string(),
+        reason: e.to_string(),
+    })?;
     if v.len() != len {
-        return Err(PolicyError(format!(
-            "{name}: {} bytes, expected {len} ({} hex digits)",
-            v.len(),
-            2 * len
-        )));
+        return Err(PolicyError::Length {
+            field: name.to_string(),
+            got: v.len(),
+            want: len,
+        });
     }
     Ok(v)
 }
@@ -146,26 +195,26 @@ pub fn u64_field(name: &str, s: &str) -> Result<u64, PolicyError> {
     } else {
         t.parse()
     };
-    r.map_err(|e| PolicyError(format!("{name}: not a 64-bit number: {e}")))
+    r.map_err(|e| PolicyError::Number {
+        field: name.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Parses "major.minor".
 pub fn version_field(name: &str, s: &str) -> Result<(u8, u8), PolicyError> {
-    let (a, b) = s
-        .split_once('.')
-        .ok_or_else(|| PolicyError(format!("{name}: expected \"major.minor\"")))?;
-    let p = |x: &str| {
-        x.trim()
-            .parse::<u8>()
-            .map_err(|e| PolicyError(format!("{name}: {e}")))
+    let err = || PolicyError::Version {
+        field: name.to_string(),
     };
+    let (a, b) = s.split_once('.').ok_or_else(err)?;
+    let p = |x: &str| x.trim().parse::<u8>().map_err(|_| err());
     Ok((p(a)?, p(b)?))
 }
 
 impl Policy {
     /// Parses and validates a TOML policy.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let p: Policy = toml::from_str(text).map_err(|e| PolicyError(e.to_string()))?;
+        let p: Policy = toml::from_str(text).map_err(|e| PolicyError::Toml(e.to_string()))?;
         p.validate()?;
         Ok(p)
     }
@@ -205,7 +254,11 @@ impl Policy {
         }
         for v in self.vmpl.iter().flatten() {
             if *v > 3 {
-                return Err(PolicyError(format!("vmpl: {v} is not 0..3")));
+                return Err(PolicyError::Value {
+                    field: "vmpl",
+                    value: v.to_string(),
+                    allowed: "0..3",
+                });
             }
         }
         if let Some(v) = &self.min_policy_abi {
@@ -237,25 +290,39 @@ impl Policy {
         ] {
             for b in list.iter().flatten() {
                 if !PLATFORM_BITS.iter().any(|(x, _)| x == b) {
-                    return Err(PolicyError(format!("{n}: unknown PLATFORM_INFO bit {b:?}")));
+                    return Err(PolicyError::Value {
+                        field: n,
+                        value: format!("{b:?}"),
+                        allowed: "a PLATFORM_INFO bit name",
+                    });
                 }
             }
         }
         for k in self.signing_keys.iter().flatten() {
             if k != "vcek" && k != "vlek" {
-                return Err(PolicyError(format!(
-                    "signing_keys: {k:?} is not \"vcek\" or \"vlek\""
-                )));
+                return Err(PolicyError::Value {
+                    field: "signing_keys",
+                    value: format!("{k:?}"),
+                    allowed: "\"vcek\" or \"vlek\"",
+                });
             }
         }
         for p in self.products.iter().flatten() {
             if crate::product::Product::parse(p).is_none() {
-                return Err(PolicyError(format!("products: unknown product {p:?}")));
+                return Err(PolicyError::Value {
+                    field: "products",
+                    value: format!("{p:?}"),
+                    allowed: "a known product",
+                });
             }
         }
         for p in self.min_tcb.iter().flat_map(|m| m.keys()) {
             if crate::product::Product::parse(p).is_none() {
-                return Err(PolicyError(format!("min_tcb: unknown product {p:?}")));
+                return Err(PolicyError::Value {
+                    field: "min_tcb",
+                    value: format!("{p:?}"),
+                    allowed: "a known product",
+                });
             }
         }
         Ok(())

@@ -283,6 +283,32 @@ fn s6_2_failing_rmpadjust_returns_0x8000_1000_plus_its_code() {
     check(&v).unwrap();
 }
 
+#[test]
+fn s6_2_2m_entry_over_partly_validated_4k_pages_is_sizemismatch() {
+    // Found by reading the rule against the code: a 2 MiB validate over a range where
+    // only some 4 KiB pages are validated said SUCCESS under IGNORE_CF and left the rest
+    // unvalidated. PVALIDATE itself would answer FAIL_SIZEMISMATCH there.
+    let mut v = vm();
+    v.make_private(FREE_2M, PageSize::Size4K, 512).unwrap();
+    assert_eq!(v.pvalidate(&[e4k(FREE_2M.0 + 0x3000, true)]).0, SUCCESS);
+    for ignore_cf in [false, true] {
+        let e = PvalidateEntry::new(FREE_2M.gfn(), true, true, ignore_cf);
+        assert_eq!(
+            v.pvalidate(&[e]).0,
+            ERR_PVALIDATE_FAIL_SIZEMISMATCH,
+            "ignore_cf {ignore_cf}"
+        );
+        let r = PvalidateEntry::new(FREE_2M.gfn(), true, false, ignore_cf);
+        assert_eq!(v.pvalidate(&[r]).0, ERR_PVALIDATE_FAIL_SIZEMISMATCH);
+    }
+    assert_eq!(v.m.pages().get(FREE_2M), Some(PageState::Unvalidated));
+    assert_eq!(
+        v.m.pages().get(Gpa(FREE_2M.0 + 0x3000)),
+        Some(PageState::Validated)
+    );
+    check(&v).unwrap();
+}
+
 // ------------------------------------------------------------- 6.3 CREATE_VCPU
 
 #[test]

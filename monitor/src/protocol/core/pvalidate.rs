@@ -107,11 +107,8 @@ fn validate<P: Platform>(m: &mut Monitor<P>, gpa: Gpa, size: PageSize, ignore_cf
     // Invariant 2: at most one validation per page, never Vigil's memory.
     match m.pages.check_page(gpa, size, PageState::Unvalidated) {
         Ok(()) => {}
-        Err(RangeError::WrongState(PageState::Validated)) if ignore_cf => {
-            return Ret::Code(result::SUCCESS)
-        }
         Err(RangeError::WrongState(PageState::Validated)) => {
-            return Ret::Code(result::ERR_PVALIDATE_FAIL_UNCHANGED)
+            return already(m, gpa, size, PageState::Validated, ignore_cf)
         }
         Err(err) => return Ret::Code(range_to_code(err)),
     }
@@ -139,6 +136,29 @@ fn validate<P: Platform>(m: &mut Monitor<P>, gpa: Gpa, size: PageSize, ignore_cf
     Ret::Code(result::SUCCESS)
 }
 
+/// The entry asks for the state some of its pages already have. All of them: what
+/// PVALIDATE answers with rFLAGS.CF set, FAIL_UNCHANGED, or SUCCESS under IGNORE_CF
+/// (6.2), and nothing is done. Only some (a 2 MiB entry over 4 KiB pages in both
+/// states): what PVALIDATE answers for a 2 MiB request over 4 KiB RMP entries,
+/// FAIL_SIZEMISMATCH, so that the guest retries as 4 KiB pages (Linux, OVMF); never
+/// SUCCESS for pages left as they were.
+fn already<P: Platform>(
+    m: &Monitor<P>,
+    gpa: Gpa,
+    size: PageSize,
+    state: PageState,
+    ignore_cf: bool,
+) -> Ret {
+    if m.pages.check_page(gpa, size, state).is_err() {
+        return Ret::Code(result::ERR_PVALIDATE_FAIL_SIZEMISMATCH);
+    }
+    if ignore_cf {
+        Ret::Code(result::SUCCESS)
+    } else {
+        Ret::Code(result::ERR_PVALIDATE_FAIL_UNCHANGED)
+    }
+}
+
 fn undo_validate<P: Platform>(m: &mut Monitor<P>, gpa: Gpa, size: PageSize, err: RmpError) -> Ret {
     let _ = super::set_guest_rights(m, gpa, size, Perms::empty());
     match m.p.pvalidate(gpa, size, false) {
@@ -157,11 +177,8 @@ fn rescind<P: Platform>(
 ) -> Ret {
     match m.pages.check_page(gpa, size, PageState::Validated) {
         Ok(()) => {}
-        Err(RangeError::WrongState(PageState::Unvalidated)) if ignore_cf => {
-            return Ret::Code(result::SUCCESS)
-        }
         Err(RangeError::WrongState(PageState::Unvalidated)) => {
-            return Ret::Code(result::ERR_PVALIDATE_FAIL_UNCHANGED)
+            return already(m, gpa, size, PageState::Unvalidated, ignore_cf)
         }
         Err(err) => return Ret::Code(range_to_code(err)),
     }

@@ -288,7 +288,11 @@ impl Loader {
                             area: p.parameter_area_index,
                         })?;
                 for (i, chunk) in buf.chunks(PAGE_SIZE as usize).enumerate() {
-                    let gpa = p.gpa + i as u64 * PAGE_SIZE;
+                    // The GPA comes from the file: no wrap past the top of the space.
+                    let gpa = p
+                        .gpa
+                        .checked_add(i as u64 * PAGE_SIZE)
+                        .ok_or(LoadError::OutOfMemory { gpa: p.gpa })?;
                     self.bounded(gpa)?;
                     self.pages.push(Page {
                         gpa,

@@ -87,8 +87,9 @@ pub fn rmpadjust(rmp: &mut Rmp, r: Request) -> Outcome {
         return done(ret::FAIL_INPUT);
     }
     // The target must be less privileged, i.e. numerically greater (APM §15.36.7):
-    // nobody changes their own or a more privileged level's permissions.
-    if target <= r.vmpl {
+    // nobody changes their own or a more privileged level's permissions. (A caller VMPL
+    // above 3 cannot run; it is refused rather than trusted.)
+    if target <= r.vmpl || r.vmpl >= VMPLS {
         return done(ret::FAIL_PERMISSION);
     }
     let gpa = r.gpa & !(size.bytes() - 1);
@@ -255,8 +256,9 @@ mod tests {
         // VMPL1 adjusting VMPL1 (itself) and VMPL0.
         assert_eq!(eax(rmpadjust(&mut r, req(0x1000, rdx(1, RW, false), 1))), 2);
         assert_eq!(eax(rmpadjust(&mut r, req(0x1000, rdx(0, RW, false), 1))), 2);
-        // VMPL0 adjusting VMPL0.
+        // VMPL0 adjusting VMPL0; a caller "VMPL 5" (no such level).
         assert_eq!(eax(rmpadjust(&mut r, req(0x1000, rdx(0, RW, false), 0))), 2);
+        assert_eq!(eax(rmpadjust(&mut r, req(0x1000, rdx(3, RW, false), 5))), 2);
         assert_eq!(r.entry(0x1000).unwrap().perms[1], Perms::ALL);
     }
 

@@ -194,11 +194,12 @@ pub fn deliver(
         return Err(DeliveryError::NotCanonical);
     }
     let new_cpl = cs_dpl & 3;
+    let cpl = s.cpl & 3;
     // An interrupt never goes to a less privileged level (APM §8.9.3).
-    if new_cpl > s.cpl {
+    if new_cpl > cpl {
         return Err(DeliveryError::OuterPrivilege);
     }
-    let change = new_cpl < s.cpl;
+    let change = new_cpl < cpl;
     // Stack: IST if the gate names one (always), else RSPn of the TSS on a privilege
     // change, else the current stack; then aligned down to 16 bytes (APM §8.9.3).
     let base = if gate.ist != 0 {
@@ -378,6 +379,15 @@ mod tests {
             deliver(&kernel(), &g, 3, &t, 0x72),
             Err(DeliveryError::OuterPrivilege)
         );
+    }
+
+    #[test]
+    fn cpl_above_3_is_read_as_its_low_two_bits() {
+        let mut s = kernel();
+        s.cpl = 7;
+        let g = Gate::parse(&gate_bytes(HANDLER, 0x10, 0, 0xe));
+        let d = deliver(&s, &g, 0, &tss(), 0x72).unwrap();
+        assert_eq!(d.rsp, 0xffff_c900_0001_0000 - 48, "CPL 3 -> 0 uses RSP0");
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! - PARAMETER_AREA + VP_COUNT / MEMORY_MAP + PARAMETER_INSERT: the host writes the vCPU
 //!   count (u32) or its memory map (IGVM `IGVM_VHS_MEMORY_MAP_ENTRY`, 24 bytes each, a
 //!   zero entry last) into the area and inserts it as UNMEASURED pages;
-//! - VP_CONTEXT (SNP): one VMSA per vCPU, measured last by KVM ([`crate::launch`]);
+//! - VP_CONTEXT (SNP): one VMSA per vCPU, measured last by KVM ([`crate::launch`]); a
+//!   vCPU without one starts from reset (QEMU resets it, KVM measures its reset-state
+//!   VMSA, [`crate::reset_vmsa`]) if the host is configured so;
 //! - REQUIRED_MEMORY must lie inside the guest's memory; SNP_ID_BLOCK and ERROR_RANGE
 //!   do not change the digest and are not checked by the model.
 //!
@@ -43,7 +45,14 @@ pub struct HostConfig {
     pub vcpus: u32,
     /// Guest RAM from GPA 0 (QEMU `-m`).
     pub memory: u64,
+    /// For vCPUs without a VMSA in the file: `Some(CPUID signature)` to launch them
+    /// from reset as QEMU+KVM do (a reset-state VMSA at the reset vector, with the boot
+    /// VMSA's SEV features and RDX = the signature); `None` to refuse such a file.
+    pub reset_aps: Option<u32>,
 }
+
+/// SEV_FEATURES offset in a VMSA (APM vol. 2 appendix B).
+const VMSA_SEV_FEATURES: usize = 0x3b0;
 
 /// A file the loader refuses.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +88,7 @@ pub enum LoadError {
         /// The vCPU index.
         vp: u16,
     },
-    /// A vCPU without a VMSA in the file (reset-state VMSAs are not modelled).
+    /// A vCPU without a VMSA in the file, and reset-state VMSAs were not asked for.
     MissingVmsa {
         /// The vCPU index.
         vp: u32,
@@ -108,7 +117,7 @@ impl core::fmt::Display for LoadError {
             LoadError::Vmsa { vp } => write!(f, "VMSA for vCPU {vp} is duplicated or beyond -smp"),
             LoadError::MissingVmsa { vp } => write!(
                 f,
-                "vCPU {vp} has no VMSA in the file (reset-state VMSAs are not modelled)"
+                "vCPU {vp} has no VMSA in the file and reset-state VMSAs are off"
             ),
         }
     }
@@ -182,12 +191,21 @@ pub fn plan(data: &[u8], cfg: HostConfig) -> Result<Plan, LoadError> {
         l.directive(index, h)?;
     }
     l.region.flush(&mut l.pages);
+    let boot_features = l.vmsas.get(&0).map_or(1, |v| {
+        let mut f = [0u8; 8];
+        f.copy_from_slice(&v[VMSA_SEV_FEATURES..VMSA_SEV_FEATURES + 8]);
+        u64::from_le_bytes(f)
+    });
     let mut vmsas = Vec::new();
     for vp in 0..cfg.vcpus {
-        let v = u16::try_from(vp)
-            .ok()
-            .and_then(|i| l.vmsas.remove(&i))
-            .ok_or(LoadError::MissingVmsa { vp })?;
+        let file = u16::try_from(vp).ok().and_then(|i| l.vmsas.remove(&i));
+        let v = match (file, cfg.reset_aps) {
+            (Some(v), _) => v,
+            (None, Some(sig)) => {
+                crate::reset_vmsa::reset_vmsa(crate::ovmf::BSP_EIP, boot_features, sig).to_vec()
+            }
+            (None, None) => return Err(LoadError::MissingVmsa { vp }),
+        };
         vmsas.push(v);
     }
     if let Some(vp) = l.vmsas.keys().next() {

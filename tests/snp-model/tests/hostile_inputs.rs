@@ -81,7 +81,7 @@ proptest! {
     /// Any bytes as an IGVM file: a plan or a named error, never a panic.
     #[test]
     fn any_igvm_bytes_are_refused_by_name(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
-        let _ = plan(&bytes, HostConfig { vcpus: 1, memory: 16 << 20 });
+        let _ = plan(&bytes, HostConfig { vcpus: 1, memory: 16 << 20, reset_aps: None });
     }
 
     /// Any OVMF-like image: a plan or a named error.

@@ -144,7 +144,15 @@ fn file(vcpus: u16) -> Vec<u8> {
 }
 
 fn model_digest(bytes: &[u8], vcpus: u32) -> [u8; 48] {
-    let p = plan(bytes, HostConfig { vcpus, memory: MEM }).expect("plan");
+    let p = plan(
+        bytes,
+        HostConfig {
+            vcpus,
+            memory: MEM,
+            reset_aps: None,
+        },
+    )
+    .expect("plan");
     let mut mem = Memory::new(MEM);
     let mut rmp = Rmp::new(MEM / 4096);
     launch(&p, &mut mem, &mut rmp, &[[0; 32]; 4])
@@ -185,6 +193,7 @@ fn loader_page_types_follow_qemu_regions() {
         HostConfig {
             vcpus: 1,
             memory: MEM,
+            reset_aps: None,
         },
     )
     .unwrap();
@@ -217,7 +226,8 @@ fn hostile_files_are_refused_by_name() {
             &f,
             HostConfig {
                 vcpus: 2,
-                memory: MEM
+                memory: MEM,
+                reset_aps: None,
             }
         ),
         Err(LoadError::MissingVmsa { vp: 1 })
@@ -228,7 +238,8 @@ fn hostile_files_are_refused_by_name() {
             &file(2),
             HostConfig {
                 vcpus: 1,
-                memory: MEM
+                memory: MEM,
+                reset_aps: None,
             }
         ),
         Err(LoadError::Vmsa { vp: 1 })
@@ -239,7 +250,8 @@ fn hostile_files_are_refused_by_name() {
             &f,
             HostConfig {
                 vcpus: 1,
-                memory: 0x30_0000
+                memory: 0x30_0000,
+                reset_aps: None,
             }
         ),
         Err(LoadError::OutOfMemory { .. })
@@ -250,7 +262,8 @@ fn hostile_files_are_refused_by_name() {
             b"not igvm",
             HostConfig {
                 vcpus: 1,
-                memory: MEM
+                memory: MEM,
+                reset_aps: None,
             }
         ),
         Err(LoadError::Parse(_))
@@ -261,11 +274,44 @@ fn hostile_files_are_refused_by_name() {
             &f[..f.len() / 2],
             HostConfig {
                 vcpus: 1,
-                memory: MEM
+                memory: MEM,
+                reset_aps: None,
             }
         ),
         Err(LoadError::Parse(_))
     ));
+}
+
+/// QEMU+KVM's defaults of `vigil-igvm measure`: a file with one VMSA on two vCPUs, the
+/// second measured from reset (CPUID signature 0x800F12, EPYC-v4).
+#[test]
+fn reset_state_ap_vmsa_equals_vigil_igvm_default_rules() {
+    let f = file(1);
+    let cfg = HostConfig {
+        vcpus: 2,
+        memory: MEM,
+        reset_aps: Some(0x800f12),
+    };
+    let p = plan(&f, cfg).unwrap();
+    let d = launch(
+        &p,
+        &mut Memory::new(MEM),
+        &mut Rmp::new(MEM / 4096),
+        &[[0; 32]; 4],
+    )
+    .unwrap()
+    .digest;
+    let rules = LoaderRules {
+        vcpus: Some(2),
+        vcpu_sig: 0x800f12,
+        ..LoaderRules::default()
+    };
+    let v = measure_file(&f, Platform::Snp, &rules, false)
+        .unwrap()
+        .measurement
+        .digest;
+    assert_eq!(hex(&d), hex(&v));
+    assert_ne!(d, model_digest(&f, 1));
 }
 
 fn hex(d: &[u8]) -> String {

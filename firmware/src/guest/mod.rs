@@ -17,10 +17,10 @@ use zerocopy::IntoBytes;
 const MIB: u64 = 1 << 20;
 // Scratch pages in the launch region (validated at launch, after Vigil's pages).
 const LIST: u64 = 17 * MIB + 0x2_0000;
-const REQ: u64 = LIST + 0x1000;
 const NONCE: u64 = LIST + 0x2000;
 const REPORT: u64 = LIST + 0x3000;
 const MANIFEST: u64 = LIST + 0x4000;
+const CERTS: u64 = LIST + 0x5000;
 const AP_STACK_TOP: u64 = 17 * MIB + 0x4_0000;
 // Pages the guest validates itself.
 const PAGE_4K: u64 = 18 * MIB;
@@ -585,9 +585,15 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         c.copy_from_slice(&arch::rdrand().to_le_bytes());
     }
     write_bytes(NONCE, &nonce);
-    let req = attest_request(REPORT, NONCE, 64, MANIFEST, 4096);
-    write_bytes(REQ, req.as_bytes());
-    let out = s.call(regs::attest_services(REQ));
+    // As configfs-tsm with `service_provider=svsm` asks (Linux
+    // `snp_issue_svsm_attest_req`): the request in the calling area's buffer (offset
+    // 8), a 64-byte nonce, manifest, report and certificates buffers of their own.
+    let mut req = attest_request(REPORT, NONCE, 64, MANIFEST, 4096);
+    req.certificates_gpa = CERTS;
+    req.certificates_size = 4096;
+    let req_at = s.caa + 8;
+    write_bytes(req_at, req.as_bytes());
+    let out = s.call(regs::attest_services(req_at));
     let mut report = [0u8; 0x4a0];
     let mut manifest = [0u8; 512];
     let mlen = (out.rcx as usize).min(manifest.len());

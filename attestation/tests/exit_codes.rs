@@ -255,6 +255,11 @@ fn a_batch_keeps_one_result_per_input() {
         o.out
     );
     assert!(o.out.contains("batch: 1 of 3 verified"), "{}", o.out);
+    assert!(
+        o.out.contains("error (environment): /nonexistent/r.bin:"),
+        "{}",
+        o.out
+    );
 }
 
 /// Runs with stdout a pipe whose reader is gone before anything is written.

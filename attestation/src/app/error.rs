@@ -29,6 +29,16 @@ pub enum Class {
 }
 
 impl Class {
+    /// Lower-case name, as in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Verified => "verified",
+            Class::Rejected => "rejected",
+            Class::Usage => "usage",
+            Class::Environment => "environment",
+        }
+    }
+
     /// The process exit code.
     pub fn exit_code(self) -> u8 {
         match self {

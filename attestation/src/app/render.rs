@@ -57,9 +57,9 @@ pub fn text_result(r: &InputResult) {
         }
         Err(e) => {
             out(&format!(
-                "== {}\nerror ({:?}): {e}\nverdict: {}\n",
+                "== {}\nerror ({}): {e}\nverdict: {}\n",
                 r.input,
-                e.class(),
+                e.class().name(),
                 verdict(r.class()).to_uppercase()
             ));
             eprintln!("vigil-verify: error: {e}");

@@ -117,7 +117,8 @@ pub fn build(
     put(&mut r, off::REPORT_DATA, report_data);
     put(&mut r, off::MEASUREMENT, &g.measurement);
     put(&mut r, off::REPORT_ID, &g.report_id);
-    // No migration agent: REPORT_ID_MA is all ones.
+    // No migration agent: REPORT_ID_MA is all ones (as in the Genoa, Turin and Milan
+    // reports of attestation/testdata/snp).
     put(&mut r, off::REPORT_ID_MA, &[0xff; 32]);
     put(&mut r, off::CPUID_FAM_ID, &[p.fms.0, p.fms.1, p.fms.2]);
     put(&mut r, off::CHIP_ID, &p.chip_id);

@@ -20,6 +20,8 @@ pub mod ret {
     pub const FAIL_INPUT: u32 = 1;
     /// The current VMPL may not do this.
     pub const FAIL_PERMISSION: u32 = 2;
+    /// RMPADJUST would clear the VMSA bit of a VMSA a vCPU is running on.
+    pub const FAIL_INUSE: u32 = 3;
     /// The requested page size differs from the RMP entry's.
     pub const FAIL_SIZEMISMATCH: u32 = 6;
 }

@@ -98,6 +98,9 @@ pub struct RmpEntry {
     pub size: PageSize,
     /// Firmware-owned (the host's RMPUPDATE may not change it).
     pub immutable: bool,
+    /// A vCPU runs on this VMSA (the CPU tracks it while the VMSA is in a VMRUN; the
+    /// model's host sets it when it runs the VMSA and clears it when it stops).
+    pub in_use: bool,
     /// Permission masks; index 0 (VMPL0) is always `Perms::ALL` (APM §15.36.7).
     pub perms: [Perms; 4],
 }
@@ -111,6 +114,7 @@ impl RmpEntry {
         vmsa: false,
         size: PageSize::Size4K,
         immutable: false,
+        in_use: false,
         perms: [Perms::NONE; 4],
     };
 
@@ -126,6 +130,7 @@ impl RmpEntry {
             vmsa: false,
             size,
             immutable: false,
+            in_use: false,
             perms: [Perms::ALL, Perms::NONE, Perms::NONE, Perms::NONE],
         }
     }
@@ -234,6 +239,17 @@ impl Rmp {
             *e = RmpEntry { size, ..entry };
         }
         Ok(())
+    }
+
+    /// Mark the VMSA at `gpa` as running (or not): what the CPU knows while a vCPU is in
+    /// VMRUN on it. Only a VMSA page can be in use.
+    pub fn set_in_use(&mut self, gpa: u64, in_use: bool) -> Result<bool, RmpError> {
+        let e = self.entry_mut(gpa)?;
+        if in_use && !e.vmsa {
+            return Ok(false);
+        }
+        e.in_use = in_use;
+        Ok(true)
     }
 
     /// KVM's `rmp_make_private` (assign to the guest, not validated) for one page.

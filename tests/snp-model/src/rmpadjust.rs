@@ -122,6 +122,11 @@ pub fn rmpadjust(rmp: &mut Rmp, r: Request) -> Outcome {
     if set_vmsa && vmsa && size == PageSize::Size2M {
         return done(ret::FAIL_INPUT);
     }
+    // Clearing the VMSA bit of a running VMSA would let the guest write the state the
+    // CPU is using: FAIL_INUSE (APM vol. 3 RMPADJUST return codes).
+    if set_vmsa && !vmsa && entry.vmsa && entry.in_use {
+        return done(ret::FAIL_INUSE);
+    }
     let Ok(range) = rmp.range_mut(gpa, size) else {
         return done(ret::FAIL_INPUT);
     };
@@ -301,6 +306,36 @@ mod tests {
             !r.entry(0x2000).unwrap().vmsa,
             "VMSA from VMPL1 must be ignored"
         );
+    }
+
+    #[test]
+    fn clearing_the_vmsa_bit_of_a_running_vmsa_is_fail_inuse() {
+        let mut r = rmp();
+        rmpadjust(&mut r, req(0x1000, rdx(1, Perms::NONE, true), 0));
+        assert!(r.set_in_use(0x1000, true).unwrap());
+        assert!(!r.set_in_use(0x2000, true).unwrap(), "not a VMSA");
+        assert_eq!(
+            eax(rmpadjust(
+                &mut r,
+                req(0x1000, rdx(1, Perms::NONE, false), 0)
+            )),
+            3
+        );
+        assert!(r.entry(0x1000).unwrap().vmsa);
+        // Keeping the bit while changing permissions is allowed.
+        assert_eq!(
+            eax(rmpadjust(&mut r, req(0x1000, rdx(1, Perms::NONE, true), 0))),
+            0
+        );
+        r.set_in_use(0x1000, false).unwrap();
+        assert_eq!(
+            eax(rmpadjust(
+                &mut r,
+                req(0x1000, rdx(1, Perms::NONE, false), 0)
+            )),
+            0
+        );
+        assert!(!r.entry(0x1000).unwrap().vmsa);
     }
 
     #[test]

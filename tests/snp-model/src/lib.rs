@@ -45,4 +45,5 @@ pub mod reset_vmsa;
 pub mod rmp;
 pub mod rmpadjust;
 pub mod secrets;
+pub mod sev_status;
 pub mod vc;

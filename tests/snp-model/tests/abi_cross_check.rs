@@ -178,3 +178,45 @@ fn report_fields_agree() {
     assert_eq!((r.cpuid_fam_id, r.cpuid_mod_id, r.cpuid_step), (0x19, 1, 1));
     assert_eq!(r.signing_key(), 0);
 }
+
+#[test]
+fn sev_status_bits_agree() {
+    use snp_model::sev_status::sev_status;
+    use svsm_abi::sev_status as abi;
+    let pairs = [
+        (1u64 << 1, abi::VTOM),
+        (1 << 2, abi::REFLECT_VC),
+        (1 << 3, abi::RESTRICTED_INJECTION),
+        (1 << 4, abi::ALTERNATE_INJECTION),
+        (1 << 5, abi::DEBUG_SWAP),
+        (1 << 6, abi::PREVENT_HOST_IBS),
+        (1 << 7, abi::BTB_ISOLATION),
+        (1 << 8, abi::VMPL_SSS),
+        (1 << 9, abi::SECURE_TSC),
+        (1 << 14, abi::VMSA_REG_PROT),
+        (1 << 15, abi::SMT_PROTECTION),
+        (1 << 16, abi::SECURE_AVIC),
+    ];
+    let base = abi::SEV_ENABLED | abi::SEV_ES_ENABLED | abi::SNP_ENABLED;
+    assert_eq!(sev_status(1), base);
+    for (feature, status) in pairs {
+        assert_eq!(
+            sev_status(1 | feature),
+            base | status,
+            "feature {feature:#x}"
+        );
+    }
+}
+
+#[test]
+fn reset_vmsa_fields_agree_with_svsm_abi_vmsa() {
+    let v = snp_model::reset_vmsa::reset_vmsa(0xffff_fff0, 0x21, 0x800f12);
+    let a = svsm_abi::vmsa::Vmsa::read_from_bytes(&v).unwrap();
+    assert_eq!((a.efer, a.cr4, a.cr0, a.rip), (0x1000, 0x40, 0x10, 0xfff0));
+    assert_eq!((a.rdx, a.sev_features, a.xcr0), (0x800f12, 0x21, 1));
+    assert_eq!(
+        (a.g_pat, a.mxcsr, a.x87_fcw),
+        (0x0007_0406_0007_0406, 0x1f80, 0x37f)
+    );
+    assert_eq!(a.cs.base, 0xffff_0000);
+}

@@ -260,7 +260,7 @@ fn s6_2_rescind_revokes_rights_with_rmpadjust_before_pvalidate() {
         .iter()
         .position(|o| *o == MachOp::Pvalidate(FREE_2M, false))
         .expect("PVALIDATE ran");
-    assert_eq!(revokes.len(), 2, "VMPL2 and VMPL1 lose the page: {t:?}");
+    assert_eq!(revokes.len(), 3, "VMPL3, 2 and 1 lose the page: {t:?}");
     assert!(revokes.iter().all(|i| *i < pv), "{t:?}");
     check(&v).unwrap();
 }
@@ -542,6 +542,66 @@ fn s6_5_deposit_of_a_2m_page_is_refused_vigil_choice() {
 }
 
 #[test]
+fn s6_6_withdraw_with_no_room_for_one_gpa_is_invalid_parameter() {
+    let mut v = vm();
+    let at = LIST_PAGE.0 + 0xff8;
+    assert_eq!(
+        v.call(core(call::WITHDRAW_MEM), at, 0, 0).1.rax,
+        ERR_INVALID_PARAMETER
+    );
+    // With nothing deposited, a list with room answers a count of 0.
+    assert_eq!(
+        v.call(core(call::WITHDRAW_MEM), LIST_PAGE.0, 0, 0).1.rax,
+        SUCCESS
+    );
+    assert_eq!(withdrawn(&v, LIST_PAGE.0).0, 0);
+    check(&v).unwrap();
+}
+
+#[test]
+fn s6_2_rescind_and_deposit_revoke_every_vmpl_but_0() {
+    // 6.2 and 6.5: the page is taken from VMPL1, 2 and 3, not only the guest's.
+    let mut v = vm();
+    assert_eq!(v.accept(FREE_2M, PageSize::Size4K, 2), SUCCESS);
+    assert_eq!(v.pvalidate(&[e4k(FREE_2M.0, false)]).0, SUCCESS);
+    let revoked = |v: &SimVm, g: Gpa| -> Vec<u8> {
+        let mut t: Vec<u8> = v
+            .mach()
+            .trace
+            .iter()
+            .filter_map(|o| match o {
+                MachOp::Rmpadjust(x, vmpl, 0, false) if *x == g => Some(*vmpl),
+                _ => None,
+            })
+            .collect();
+        t.sort_unstable();
+        t
+    };
+    assert_eq!(revoked(&v, FREE_2M), [1, 2, 3]);
+    let d = PvalidateEntry(deposit::entry(FREE_2M.0 + 0x1000, false));
+    assert_eq!(
+        v.list_call(call::DEPOSIT_MEM, LIST_PAGE, &[d], 0),
+        (SUCCESS, 1)
+    );
+    assert_eq!(revoked(&v, Gpa(FREE_2M.0 + 0x1000)), [1, 2, 3]);
+    check(&v).unwrap();
+}
+
+#[test]
+fn s6_4_misaligned_or_unknown_vmsa_is_invalid_parameter() {
+    let mut v = vm();
+    assert_eq!(create(&mut v, 1, 0x10000, 0x11000), SUCCESS);
+    for g in [0x10008u64, 0x12000, BOOT_CAA.0] {
+        assert_eq!(
+            v.call(core(call::DELETE_VCPU), g, 0, 0).1.rax,
+            ERR_INVALID_PARAMETER,
+            "{g:#x}"
+        );
+    }
+    check(&v).unwrap();
+}
+
+#[test]
 fn s6_6_withdraw_capacity_is_the_room_left_in_the_page() {
     let mut v = vm();
     let pages: Vec<PvalidateEntry> = [0x5000, 0x6000, 0x7000]
@@ -574,7 +634,7 @@ fn s6_6_withdraw_capacity_is_the_room_left_in_the_page() {
 fn s6_8_configure_vtom_query_changes_nothing() {
     let mut v = vm();
     let before = v.state_digest();
-    let (_, r) = v.call(core(call::CONFIGURE_VTOM), 1 | (2 << 20), 0, 0);
+    let (_, r) = v.call(core(call::CONFIGURE_VTOM), 1, 0, 0);
     assert_eq!((r.rax, r.rcx), (SUCCESS, 0));
     assert_eq!(v.state_digest(), before);
     check(&v).unwrap();

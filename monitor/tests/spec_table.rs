@@ -107,13 +107,18 @@ fn rule_pvalidate_4k(v: &SimVm, e: u64) -> u64 {
     }
 }
 
-/// CONFIGURE_VTOM (6.8) under a policy without vTOM: the query (bit 0) answers, a
-/// configure request with bits 11:5 set is INVALID_PARAMETER, any other is
-/// INVALID_REQUEST.
+/// CONFIGURE_VTOM (6.8) under a policy without vTOM: a query is RCX = 1 exactly
+/// (bits 63:1 zero, else INVALID_PARAMETER); a configure request with bits 11:5 set, or
+/// a vTOM value with bit 1 (enable) clear, is INVALID_PARAMETER; any other configure
+/// request is one the SVSM cannot support, INVALID_REQUEST.
 fn rule_configure_vtom(rcx: u64) -> u64 {
     if rcx & 1 == 1 {
-        SUCCESS
-    } else if rcx & 0xfe0 != 0 {
+        if rcx == 1 {
+            SUCCESS
+        } else {
+            ERR_INVALID_PARAMETER
+        }
+    } else if rcx & 0xfe0 != 0 || (rcx & 2 == 0 && rcx & !0xfff != 0) {
         ERR_INVALID_PARAMETER
     } else {
         ERR_INVALID_REQUEST
@@ -181,7 +186,12 @@ fn random_calls_follow_the_spec_error_table() {
                     (1, got, want)
                 }
                 2 => {
-                    let rcx = rng.gen::<u64>() & if rng.gen() { 0xfff } else { u64::MAX };
+                    let rcx = match rng.gen_range(0..4) {
+                        0 => 1,
+                        1 => rng.gen::<u64>() & 0xfff,
+                        2 => rng.gen::<u64>() & !0xfff,
+                        _ => rng.gen::<u64>(),
+                    };
                     let want = rule_configure_vtom(rcx);
                     let got = v
                         .call(SvsmRegs::rax_for(0, call::CONFIGURE_VTOM), rcx, 0, 0)

@@ -78,6 +78,12 @@ pub mod vtom {
     pub const MBZ_MASK: u64 = 0x7f << 5;
     /// Configure, bits 63:12: the vTOM value.
     pub const VALUE_MASK: u64 = !0xfff;
+    /// Query answer, RCX bit 1: vTOM can be configured.
+    pub const SUPPORTED: u64 = 1 << 1;
+    /// Query answer, RCX bits 19:12: the alignment a vTOM needs, as a power of two.
+    pub const ALIGN_SHIFT: u32 = 12;
+    /// Query answer: mask of the alignment field after the shift.
+    pub const ALIGN_MASK: u64 = 0xff;
 }
 
 /// The DEPOSIT_MEM list (#58019 6.5): the header of [`crate::pvalidate`]

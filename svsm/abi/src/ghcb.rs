@@ -240,6 +240,10 @@ pub mod msr {
     pub const fn psc_request(gfn: u64, op: u64) -> u64 {
         ((gfn & 0xff_ffff_ffff) << 12) | ((op & 0xf) << 52) | PSC_REQ
     }
+    /// Builds a run-VMPL request: `vmpl` in bits 39:32 (#56421, GHCB MSR protocol, SNP Run VMPL request).
+    pub const fn run_vmpl_request(vmpl: u8) -> u64 {
+        RUN_VMPL_REQ | ((vmpl as u64) << 32)
+    }
     /// Builds a termination request.
     pub const fn terminate(reason_set: u64, reason_code: u64) -> u64 {
         TERMINATE_REQ | ((reason_set & 0xf) << 12) | ((reason_code & 0xff) << 16)
@@ -355,5 +359,12 @@ mod tests {
             (0xabcde, 2, true, 0)
         );
         assert_eq!(msr::psc_request(1, 1) & 0xfff, 0x014);
+    }
+
+    #[test]
+    fn run_vmpl_request_puts_the_vmpl_in_bits_39_32() {
+        assert_eq!(msr::run_vmpl_request(0), 0x016);
+        assert_eq!(msr::run_vmpl_request(2), 0x0000_0002_0000_0016);
+        assert_eq!(msr::run_vmpl_request(0xff) >> 32, 0xff);
     }
 }

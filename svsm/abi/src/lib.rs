@@ -8,6 +8,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 pub mod attest_protocol;
+pub mod boot_params;
 pub mod calling_area;
 pub mod core_protocol;
 pub mod cpuid;

@@ -10,8 +10,10 @@
 //! NORMAL and VMSA pages; zero for the other types), the page type, the IMI flag, the
 //! lower-VMPL permissions and the guest-physical address. The digest starts as 48 zero
 //! bytes; its final value is the MEASUREMENT of the attestation report. This module
-//! is the byte layout only; `vigil-igvm` computes digests with it.
+//! holds the byte layout and the one [`extend`] step; `vigil-igvm` and the kernel's
+//! emulated loader chain digests with it.
 
+use sha2::{Digest, Sha384};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Size of PAGE_INFO in bytes, and the value of its `length` field.
@@ -118,6 +120,19 @@ impl PageInfo {
     }
 }
 
+/// One step of the launch-digest chain (SNP firmware ABI #56860, SNP_LAUNCH_UPDATE):
+/// the SHA-384 of the PAGE_INFO that carries `digest` as DIGEST_CUR, `contents` (the
+/// page's SHA-384 for NORMAL and VMSA pages, zeros otherwise), `page_type` and `gpa`.
+pub fn extend(
+    digest: &[u8; DIGEST_SIZE],
+    contents: &[u8; DIGEST_SIZE],
+    page_type: PageType,
+    gpa: u64,
+) -> [u8; DIGEST_SIZE] {
+    let info = PageInfo::new(*digest, *contents, page_type, gpa);
+    Sha384::digest(info.as_bytes()).into()
+}
+
 const _: () = {
     use core::mem::{offset_of, size_of};
     assert!(size_of::<PageInfo>() == PAGE_INFO_SIZE);
@@ -145,6 +160,21 @@ mod tests {
         assert_eq!(&b[48..96], &[2; 48]);
         assert_eq!(&b[0x60..0x68], &[0x70, 0, 2, 0, 0, 0, 0, 0]);
         assert_eq!(&b[0x68..0x70], &0xFFFF_FFFF_F000u64.to_le_bytes());
+    }
+
+    #[test]
+    fn extend_hashes_the_page_info_record() {
+        let d0 = [0u8; 48];
+        let c = [7u8; 48];
+        let d1 = extend(&d0, &c, PageType::Normal, 0x1000);
+        let want: [u8; 48] =
+            Sha384::digest(PageInfo::new(d0, c, PageType::Normal, 0x1000).as_bytes()).into();
+        assert_eq!(d1, want);
+        // Every input reaches the digest: the previous digest, contents, type and GPA.
+        assert_ne!(extend(&d1, &c, PageType::Normal, 0x1000), d1);
+        assert_ne!(extend(&d0, &[8; 48], PageType::Normal, 0x1000), d1);
+        assert_ne!(extend(&d0, &c, PageType::Vmsa, 0x1000), d1);
+        assert_ne!(extend(&d0, &c, PageType::Normal, 0x2000), d1);
     }
 
     #[test]

@@ -134,6 +134,10 @@ fn withdraw_inner<P: Platform>(m: &mut Monitor<P>, list: Gpa, payload: &mut MemL
         return Ret::Code(result::ERR_INVALID_ADDRESS);
     }
     let capacity = withdraw::capacity(list.page_offset());
+    // 6.6: a list with no room for a single GPA (at offset 0xFF8 of its page).
+    if capacity == 0 {
+        return Ret::Code(result::ERR_INVALID_PARAMETER);
+    }
     let mut out: Vec<u8> = Vec::new();
     let mut n = 0usize;
     let mut ret = Ret::Code(result::SUCCESS);

@@ -85,14 +85,21 @@ fn guest_vmpls<P: Platform>(m: &Monitor<P>) -> impl Iterator<Item = Vmpl> {
     (1..=m.guest_vmpl.get()).rev().filter_map(Vmpl::new)
 }
 
-/// RMPADJUST of `perms` for every VMPL of [`guest_vmpls`]; stops at the first failure.
+/// Gives the page to the guest: RMPADJUST of all rights for every VMPL of
+/// [`guest_vmpls`] (6.2, 6.4, 6.6); with `Perms::empty()`, takes it away from every
+/// VMPL but VMPL0, 3 to 1 (6.2 rescind, 6.3, 6.5: "all VMPLs except VMPL0"). Stops at
+/// the first failure.
 fn set_guest_rights<P: Platform>(
     m: &mut Monitor<P>,
     gpa: Gpa,
     size: PageSize,
     perms: Perms,
 ) -> Result<(), RmpError> {
-    let targets: alloc::vec::Vec<Vmpl> = guest_vmpls(m).collect();
+    let targets: alloc::vec::Vec<Vmpl> = if perms.is_empty() {
+        (1..=3).rev().filter_map(Vmpl::new).collect()
+    } else {
+        guest_vmpls(m).collect()
+    };
     for t in targets {
         m.p.rmpadjust(gpa, size, t, perms, false)?;
     }

@@ -107,13 +107,18 @@ pub(super) fn configure_vtom<P: Platform>(
     ret
 }
 
-/// 6.8 query (RCX bit 0 = 1). Under a policy without vTOM the answer is RCX = 0: vTOM
-/// cannot be configured (COCONUT answers the same). *Vigil*, when its policy allows
-/// vTOM: RCX = 1 (configurable) | the current vTOM in 63:12, RDX = the alignment a vTOM
-/// needs (2 MiB), R8 = the highest vTOM accepted (the end of guest RAM).
+/// 6.8 query (RCX bit 0 = 1, bits 63:1 zero, else INVALID_PARAMETER). The answer:
+/// RCX bit 1 = vTOM configurable, bits 19:12 = the alignment a vTOM needs as a power of
+/// two, everything else 0; RDX = the lowest and R8 = the highest vTOM accepted. Under a
+/// policy without vTOM, RCX = 0 (not configurable; COCONUT answers the same) and RDX,
+/// R8 are left as they were (undefined by the spec).
 fn vtom_query<P: Platform>(m: &mut Monitor<P>, regs: &mut SvsmRegs) -> Ret {
+    if regs.rcx != vtom::QUERY {
+        return Ret::Code(result::ERR_INVALID_PARAMETER);
+    }
     if m.policy.allow_vtom {
-        regs.rcx = 1 | (m.vtom & vtom::VALUE_MASK);
+        regs.rcx =
+            vtom::SUPPORTED | (u64::from(PAGE_SIZE_2M.trailing_zeros()) << vtom::ALIGN_SHIFT);
         regs.rdx = PAGE_SIZE_2M;
         regs.r8 = m.pages.ram_size();
     } else {
@@ -122,29 +127,30 @@ fn vtom_query<P: Platform>(m: &mut Monitor<P>, regs: &mut SvsmRegs) -> Ret {
     Ret::Code(result::SUCCESS)
 }
 
-/// 6.8 configure (RCX bit 0 = 0): bits 11:5 must be zero (INVALID_PARAMETER); a policy
-/// without vTOM refuses with INVALID_REQUEST (as COCONUT does); *Vigil* never loads
-/// CR3/RIP/RSP (bits 4:2 set: INVALID_PARAMETER); enable (bit 1) takes the vTOM of
-/// bits 63:12, which must be 2 MiB aligned, non-zero and within guest RAM; bit 1 clear
-/// disables vTOM.
+/// 6.8 configure (RCX bit 0 = 0): bits 11:5 must be zero, and so must bits 63:12 when
+/// disabling (INVALID_PARAMETER); a policy without vTOM refuses with INVALID_REQUEST
+/// (as COCONUT does), and so does *Vigil* for the register loads of bits 4:2 (the spec
+/// lets an SVSM refuse what it cannot support); enable (bit 1) takes the vTOM of bits
+/// 63:12, which must be 2 MiB aligned (INVALID_PARAMETER, section 5) and non-zero and
+/// within guest RAM (else INVALID_ADDRESS: a value the environment cannot support).
 fn vtom_configure<P: Platform>(m: &mut Monitor<P>, rcx: u64) -> Ret {
-    if rcx & vtom::MBZ_MASK != 0 {
+    let value = rcx & vtom::VALUE_MASK;
+    if rcx & vtom::MBZ_MASK != 0 || (rcx & vtom::ENABLE == 0 && value != 0) {
         return Ret::Code(result::ERR_INVALID_PARAMETER);
     }
-    if !m.policy.allow_vtom {
+    if !m.policy.allow_vtom || rcx & vtom::LOAD_MASK != 0 {
         return Ret::Code(result::ERR_INVALID_REQUEST);
-    }
-    if rcx & vtom::LOAD_MASK != 0 {
-        return Ret::Code(result::ERR_INVALID_PARAMETER);
     }
     if rcx & vtom::ENABLE == 0 {
         m.vtom = 0;
         return Ret::Code(result::SUCCESS);
     }
-    let v = rcx & vtom::VALUE_MASK;
-    if !v.is_multiple_of(PAGE_SIZE_2M) || v == 0 || v > m.pages.ram_size() {
+    if !value.is_multiple_of(PAGE_SIZE_2M) {
         return Ret::Code(result::ERR_INVALID_PARAMETER);
     }
-    m.vtom = v;
+    if value == 0 || value > m.pages.ram_size() {
+        return Ret::Code(result::ERR_INVALID_ADDRESS);
+    }
+    m.vtom = value;
     Ret::Code(result::SUCCESS)
 }

@@ -151,7 +151,14 @@ pub(super) fn delete_vcpu<P: Platform>(
         vmpl: 0,
         sev_features: 0,
     };
-    let ret = match m.vcpus.by_vmsa(vmsa_gpa).copied() {
+    // 6.4: a misaligned GPA (section 5), an unknown VMSA and the startup vCPU's VMSA
+    // (which Vigil never lists) are all INVALID_PARAMETER.
+    let known = if vmsa_gpa.is_aligned(PageSize::Size4K) {
+        m.vcpus.by_vmsa(vmsa_gpa).copied()
+    } else {
+        None
+    };
+    let ret = match known {
         None => Ret::Code(result::ERR_INVALID_PARAMETER),
         Some(v) => {
             payload.vmpl = m.guest_vmpl.get() as u32;

@@ -279,10 +279,10 @@ impl<M: RawMem> Platform for EmuPlatform<M> {
         perms: Perms,
         vmsa: bool,
     ) -> Result<(), RmpError> {
-        // Only the guest's VMPL has a mapping here. VMPLs above it (VMPL1 below a VMPL2
-        // guest) run nothing: their rights are accepted and map nothing. VMPL0 and the
-        // VMPLs below the guest's are refused as a CPU would (no VMPL below runs).
-        if target.get() == 0 || target.get() > self.guest_vmpl {
+        // Only the guest's VMPL has a mapping here. The other lower VMPLs (1 and 3
+        // around a VMPL2 guest) run nothing: their rights are accepted and map nothing.
+        // VMPL0 is refused as a CPU refuses it to VMPL0 itself.
+        if target.get() == 0 {
             return Err(RmpError::FailPermission);
         }
         let r = self.frames(gpa, size).ok_or(RmpError::FailInput)?;

@@ -900,4 +900,13 @@ fn launch_configuration_is_checked() {
         Some(ConfigError::BootCallingArea)
     );
     assert_eq!(m(cfg(2, 4 << 20, 0x1000)), None);
+    // Section 4: the startup vCPU's SEV features must be ones the SVSM supports.
+    let mut c = cfg(2, 4 << 20, 0x1000);
+    c.boot_sev_features |= SevFeatures::VTOM.bits();
+    assert_eq!(
+        m(c),
+        Some(ConfigError::BootSevFeatures(
+            SevFeatures::SNP_ACTIVE.bits() | SevFeatures::VTOM.bits()
+        ))
+    );
 }

@@ -602,6 +602,31 @@ fn s6_4_misaligned_or_unknown_vmsa_is_invalid_parameter() {
 }
 
 #[test]
+fn s6_6_mem_available_is_kept_in_the_startup_vcpus_calling_area() {
+    let mut v = vm();
+    assert_eq!(create(&mut v, 1, 0x10000, 0x11000), SUCCESS);
+    v.guest_ap_create(1, Gpa(0x10000)).unwrap();
+    // vCPU 1 deposits a page: the flag goes up in the boot vCPU's calling area.
+    let d = PvalidateEntry(deposit::entry(0x5000, false));
+    let mut list = vec![1u8, 0, 0, 0, 0, 0, 0, 0];
+    list.extend_from_slice(&d.0.to_le_bytes());
+    v.guest_write(Gpa(0x6000), &list).unwrap();
+    let (_, r) = v.call_from(1, regs(core(call::DEPOSIT_MEM), 0x6000));
+    assert_eq!(r.rax, SUCCESS);
+    let flag = |v: &SimVm, caa: Gpa| {
+        let mut b = [9u8];
+        v.mach().peek(Gpa(caa.0 + 1), &mut b);
+        b[0]
+    };
+    assert_eq!((flag(&v, BOOT_CAA), flag(&v, Gpa(0x11000))), (1, 0));
+    // Withdrawn from vCPU 1 again: the flag goes down there too.
+    let (_, r) = v.call_from(1, regs(core(call::WITHDRAW_MEM), 0x6000));
+    assert_eq!(r.rax, SUCCESS);
+    assert_eq!(flag(&v, BOOT_CAA), 0);
+    check(&v).unwrap();
+}
+
+#[test]
 fn s6_6_withdraw_capacity_is_the_room_left_in_the_page() {
     let mut v = vm();
     let pages: Vec<PvalidateEntry> = [0x5000, 0x6000, 0x7000]

@@ -48,7 +48,7 @@ pub(super) fn deposit_mem<P: Platform>(
             }
         },
     };
-    set_mem_available(m, caller);
+    set_mem_available(m);
     m.log
         .append(kind::DEPOSIT_MEM, caller, code_of(ret), &payload);
     ret
@@ -90,8 +90,11 @@ fn deposit_entry<P: Platform>(m: &mut Monitor<P>, e: u64) -> (Ret, u64) {
     (Ret::Code(result::SUCCESS), size.frames())
 }
 
-fn set_mem_available<P: Platform>(m: &mut Monitor<P>, caller: Caller) {
-    if let Some(caa) = m.vcpus.by_apic(caller.apic_id).map(|v| v.caa) {
+/// `mem_available` (section 5) tells whether WITHDRAW_MEM would return anything; 6.6
+/// keeps it in the startup vCPU's calling area (the vCPU Vigil did not create), where
+/// the guest looks whichever vCPU called.
+fn set_mem_available<P: Platform>(m: &mut Monitor<P>) {
+    if let Some(caa) = m.vcpus.iter().find(|v| v.vmsa.is_none()).map(|v| v.caa) {
         let flag = [u8::from(!m.deposited.is_empty())];
         if let Some(at) = caa.checked_add(svsm_abi::calling_area::MEM_AVAILABLE_OFFSET) {
             // A failed write (the host took the page) only loses a hint.
@@ -112,7 +115,7 @@ pub(super) fn withdraw_mem<P: Platform>(
         entries_digest: [0; 48],
     };
     let ret = withdraw_inner(m, list_gpa, &mut payload);
-    set_mem_available(m, caller);
+    set_mem_available(m);
     m.log
         .append(kind::WITHDRAW_MEM, caller, code_of(ret), &payload);
     ret

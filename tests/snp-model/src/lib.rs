@@ -40,6 +40,7 @@ pub mod page_info;
 pub mod psc;
 pub mod psp;
 pub mod pvalidate;
+pub mod record;
 pub mod report;
 pub mod reset_vmsa;
 pub mod rmp;

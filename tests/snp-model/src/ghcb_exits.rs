@@ -348,7 +348,12 @@ fn ap_creation(
             }
             // The 2 MiB check avoids the SNP erratum where a 2 MiB-aligned VMSA page
             // collides with a huge page's RMP entry (KVM comment in the same function).
-            if !info2.is_multiple_of(PAGE_SIZE) || info2.is_multiple_of(PAGE_SIZE_2M) {
+            // KVM `page_address_valid`: page aligned and below MAXPHYADDR (52 on the
+            // model's CPU, CPUID 0x80000008).
+            if !info2.is_multiple_of(PAGE_SIZE)
+                || info2.is_multiple_of(PAGE_SIZE_2M)
+                || info2 >> 52 != 0
+            {
                 return fatal(Fault::ApVmsaAddress { gpa: info2 });
             }
             if let Some(c) = host.vcpu_mut(apic_id) {

@@ -372,6 +372,12 @@ fn ap_creation_with_its_vmpl_field_and_kvm_checks() {
         fatal(&mut w, ap(1, 0, 1, 0x40_1008, 1)),
         Fault::ApVmsaAddress { gpa: 0x40_1008 }
     );
+    assert_eq!(
+        fatal(&mut w, ap(1, 0, 1, 1 << 52 | 0x1000, 1)),
+        Fault::ApVmsaAddress {
+            gpa: 1 << 52 | 0x1000
+        }
+    );
     assert!(matches!(
         fatal(&mut w, ap(3, 0, 1, 0x40_1000, 1)),
         Fault::ApRequest { .. }

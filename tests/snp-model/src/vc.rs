@@ -298,6 +298,37 @@ mod tests {
     }
 
     #[test]
+    fn every_event_pushes_its_exit_code_as_the_error_code() {
+        let g = Gate::parse(&gate_bytes(HANDLER, 0x10, 3, 0xe));
+        let events = [
+            Event::Cpuid,
+            Event::Ioio,
+            Event::Msr,
+            Event::Rdtsc,
+            Event::Rdtscp,
+            Event::Rdpmc,
+            Event::Invd,
+            Event::Wbinvd,
+            Event::Monitor,
+            Event::Mwait,
+            Event::Vmmcall,
+            Event::ReadDr7,
+            Event::WriteDr7,
+            Event::AlignmentCheck,
+            Event::Mmio,
+            Event::PageNotValidated,
+        ];
+        for e in events {
+            let d = deliver(&kernel(), &g, 0, &tss(), exit_code(e)).unwrap();
+            assert_eq!(d.frame[0], exit_code(e), "{e:?}");
+            assert_eq!(
+                d.frame[1..],
+                [kernel().rip, 0x10, kernel().rflags, kernel().rsp, 0x18]
+            );
+        }
+    }
+
+    #[test]
     fn same_privilege_no_ist_pushes_on_the_aligned_current_stack() {
         let g = Gate::parse(&gate_bytes(HANDLER, 0x10, 0, 0xe));
         let d = deliver(&kernel(), &g, 0, &tss(), 0x72).unwrap();

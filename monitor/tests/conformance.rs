@@ -100,6 +100,7 @@ fn no_call_pending_does_nothing() {
     let mut b = [9u8];
     v.guest_read(BOOT_CAA, &mut b).unwrap();
     assert_eq!(b[0], 0);
+    done(&v);
 }
 
 // ---------------------------------------------------------------- QUERY_PROTOCOL
@@ -352,6 +353,7 @@ fn rescind_of_unvalidated_page_is_fail_unchanged() {
             .0,
         SUCCESS
     );
+    done(&v);
 }
 
 #[test]
@@ -392,6 +394,7 @@ fn pvalidate_outside_ram_is_invalid_address_misaligned_is_invalid_parameter() {
         .0,
         ERR_INVALID_PARAMETER
     );
+    done(&v);
 }
 
 #[test]
@@ -488,6 +491,7 @@ fn pvalidate_record_digests_the_applied_entries() {
         <[u8; 48]>::from(sha2::Sha384::digest(e.0.to_le_bytes()))
     );
     assert_eq!((p.entries, p.first, p.done), (1, 0, 1));
+    done(&v);
 }
 
 // ---------------------------------------------------------------- CREATE_VCPU / DELETE_VCPU

@@ -118,6 +118,7 @@ fn psc_cur_entry_moving_backwards_is_inconsistent() {
         v.guest_psc(&private(FREE, 3)),
         Err(HostError::Inconsistent(_))
     ));
+    check(&v).unwrap();
 }
 
 #[test]
@@ -128,6 +129,7 @@ fn psc_entry_rewritten_is_inconsistent() {
         v.guest_psc(&private(FREE, 3)),
         Err(HostError::Inconsistent(_))
     ));
+    check(&v).unwrap();
 }
 
 #[test]
@@ -139,6 +141,7 @@ fn psc_without_progress_is_refused_not_looped() {
         Err(HostError::Refused(_))
     ));
     assert_eq!(v.mach().exits.psc, 1);
+    check(&v).unwrap();
 }
 
 #[test]
@@ -222,6 +225,7 @@ fn forged_guest_request_response_terminates() {
         CallOutcome::Terminated(TermReason::GuestRequestFailed)
     );
     assert_terminated(&v, TermReason::GuestRequestFailed);
+    check(&v).unwrap();
 }
 
 #[test]
@@ -257,6 +261,7 @@ fn remap_between_calls_cannot_get_a_page_validated_twice() {
     let mut b = [0xffu8; 8];
     v.guest_read(FREE, &mut b).unwrap();
     assert_eq!(b, [0; 8]);
+    check(&v).unwrap();
 }
 
 #[test]
@@ -360,4 +365,5 @@ fn results_are_written_back_into_the_guest_registers() {
     let saved = v.mach().regs[&0];
     assert_eq!((saved.rax, saved.rcx), (SUCCESS, 1 << 32 | 1));
     assert_eq!(r, saved);
+    check(&v).unwrap();
 }

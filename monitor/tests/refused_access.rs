@@ -235,4 +235,5 @@ fn nothing_is_logged_after_termination() {
     assert_eq!(r.reason, Refusal::VigilMemory);
     assert_eq!(v.m.event_log().count(), n);
     assert_eq!(v.m.accesses_refused(), 0);
+    check(&v).unwrap();
 }

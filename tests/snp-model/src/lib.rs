@@ -32,6 +32,7 @@ pub mod guest_msg;
 pub mod host;
 #[cfg(feature = "host")]
 pub mod igvm_loader;
+pub mod injection;
 pub mod launch;
 pub mod memory;
 pub mod msr_protocol;

@@ -82,6 +82,15 @@ pub mod kind {
     /// not touch): [`super::AccessRefusedPayload`]. Not an SVSM call: the header's
     /// `result` is the #PF error code the guest was given (bit 31, RMP, always set).
     pub const ACCESS_REFUSED: u16 = 0x30;
+    /// Protection protocol DECLARE: [`super::ProtectDeclarePayload`].
+    pub const PROTECT_DECLARE: u16 = 0x40;
+    /// Protection protocol LOCK (accepted or not): [`super::ProtectLockPayload`].
+    pub const PROTECT_LOCK: u16 = 0x41;
+    /// A protection request refused because of the protection's state (a DECLARE or
+    /// LOCK after the lock, any UNLOCK): [`super::ProtectRefusedPayload`].
+    pub const PROTECT_REFUSED: u16 = 0x42;
+    /// Protection protocol QUERY: [`super::QueryPayload`] (RCX in, RCX out).
+    pub const PROTECT_QUERY: u16 = 0x43;
 }
 
 /// The kind of access in [`AccessRefusedPayload::access`] (bits; a fault during the
@@ -270,6 +279,67 @@ const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, access) == 0x0
 const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, reason) == 0x10);
 const _: () = assert!(core::mem::offset_of!(AccessRefusedPayload, reserved) == 0x14);
 
+/// Payload of [`kind::PROTECT_DECLARE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ProtectDeclarePayload {
+    /// 0x00: GPA of the range list.
+    pub list_gpa: u64,
+    /// 0x08: entries in the list (as the guest wrote it; 0 if it was not read).
+    pub count: u16,
+    /// 0x0A: ranges declared in all after the call.
+    pub total: u16,
+    /// 0x0C: reserved, zero.
+    pub reserved: u32,
+    /// 0x10: SHA-384 of the list's raw entries (zero if it was not read).
+    pub entries_digest: [u8; 48],
+}
+const _: () = assert!(core::mem::size_of::<ProtectDeclarePayload>() == 64);
+const _: () = assert!(core::mem::offset_of!(ProtectDeclarePayload, entries_digest) == 0x10);
+
+/// Payload of [`kind::PROTECT_LOCK`]: the locked ranges, sorted by GPA, and the text's
+/// digest. Only a record with result 0 means the protection is locked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+pub struct ProtectLockPayload {
+    /// 0x00: SHA-384 of the contents of every text page, ranges in the order below,
+    /// pages in address order, read by Vigil after the guest lost write access (zero
+    /// when the lock failed).
+    pub text_digest: [u8; 48],
+    /// 0x30: ranges used in `ranges`.
+    pub range_count: u32,
+    /// 0x34: text pages.
+    pub text_pages: u32,
+    /// 0x38: read-only data pages.
+    pub rodata_pages: u32,
+    /// 0x3C: reserved, zero.
+    pub reserved: u32,
+    /// 0x40: the ranges; entries from `range_count` on are zero.
+    pub ranges: [crate::protect_protocol::RangeEntry; crate::protect_protocol::MAX_RANGES],
+}
+const _: () = assert!(core::mem::size_of::<ProtectLockPayload>() == 0x40 + 16 * 16);
+const _: () = assert!(core::mem::offset_of!(ProtectLockPayload, range_count) == 0x30);
+const _: () = assert!(core::mem::offset_of!(ProtectLockPayload, ranges) == 0x40);
+
+/// Payload of [`kind::PROTECT_REFUSED`]: the call and its arguments.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct ProtectRefusedPayload {
+    /// 0x00: the call number.
+    pub call: u32,
+    /// 0x04: 1 if the protection was locked at the time, else 0.
+    pub locked: u32,
+    /// 0x08: RCX on entry.
+    pub rcx: u64,
+    /// 0x10: RDX on entry.
+    pub rdx: u64,
+    /// 0x18: R8 on entry.
+    pub r8: u64,
+}
+const _: () = assert!(core::mem::size_of::<ProtectRefusedPayload>() == 32);
+
 /// The payload length each kind must have (None for an unknown kind).
 pub const fn payload_len(k: u16) -> Option<usize> {
     match k {
@@ -282,6 +352,10 @@ pub const fn payload_len(k: u16) -> Option<usize> {
         kind::QUERY_PROTOCOL | kind::CONFIGURE_VTOM => Some(core::mem::size_of::<QueryPayload>()),
         kind::ATTEST => Some(core::mem::size_of::<AttestPayload>()),
         kind::ACCESS_REFUSED => Some(core::mem::size_of::<AccessRefusedPayload>()),
+        kind::PROTECT_DECLARE => Some(core::mem::size_of::<ProtectDeclarePayload>()),
+        kind::PROTECT_LOCK => Some(core::mem::size_of::<ProtectLockPayload>()),
+        kind::PROTECT_REFUSED => Some(core::mem::size_of::<ProtectRefusedPayload>()),
+        kind::PROTECT_QUERY => Some(core::mem::size_of::<QueryPayload>()),
         _ => None,
     }
 }
@@ -356,6 +430,7 @@ pub fn replay<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use zerocopy::FromZeros;
     #[test]
     fn chain_and_replay() {
         let hdr = RecordHeader {
@@ -381,6 +456,45 @@ mod tests {
             Err(LogError::BadKind {
                 offset: 0,
                 kind: kind::QUERY_PROTOCOL
+            })
+        );
+    }
+
+    #[test]
+    fn protect_records_have_fixed_lengths_and_replay() {
+        assert_eq!(payload_len(kind::PROTECT_DECLARE), Some(64));
+        assert_eq!(payload_len(kind::PROTECT_LOCK), Some(320));
+        assert_eq!(payload_len(kind::PROTECT_REFUSED), Some(32));
+        assert_eq!(payload_len(kind::PROTECT_QUERY), Some(16));
+        let mut p = ProtectLockPayload::new_zeroed();
+        p.range_count = 1;
+        p.text_pages = 2;
+        p.ranges[0].gpa = 0x20_0000;
+        p.ranges[0].pages = 2;
+        p.ranges[0].kind = crate::protect_protocol::range_kind::TEXT;
+        let hdr = RecordHeader {
+            kind: kind::PROTECT_LOCK,
+            payload_len: 320,
+            ..Default::default()
+        };
+        let mut rec = hdr.as_bytes().to_vec();
+        rec.extend_from_slice(p.as_bytes());
+        assert_eq!(&rec[24 + 0x40..24 + 0x48], &0x20_0000u64.to_le_bytes());
+        let mut seen = None;
+        replay(&rec, |_, b| {
+            seen = ProtectLockPayload::read_from_bytes(b).ok()
+        })
+        .unwrap();
+        assert_eq!(seen, Some(p));
+        // A LOCK record one byte short is refused, its offset named.
+        let mut short = rec.clone();
+        short[16..20].copy_from_slice(&319u32.to_le_bytes());
+        short.pop();
+        assert_eq!(
+            replay(&short, |_, _| {}),
+            Err(LogError::BadKind {
+                offset: 0,
+                kind: kind::PROTECT_LOCK
             })
         );
     }

@@ -17,6 +17,7 @@ pub mod evidence;
 pub mod ghcb;
 pub mod guest_request;
 pub mod page_info;
+pub mod protect_protocol;
 pub mod pvalidate;
 pub mod report;
 pub mod rmp;

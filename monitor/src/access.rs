@@ -124,7 +124,7 @@ impl<P: Platform> Monitor<P> {
             Some(PageState::Unvalidated) => Refusal::NotValidated,
             Some(PageState::Vmsa) => Refusal::Vmsa,
             Some(PageState::Deposited) => Refusal::Deposited,
-            Some(PageState::Validated) => Refusal::NoPermission,
+            Some(PageState::Validated | PageState::Locked) => Refusal::NoPermission,
         }
     }
 

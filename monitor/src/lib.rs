@@ -24,6 +24,7 @@ pub mod memory;
 pub mod pages;
 pub mod platform;
 pub mod policy;
+pub mod protect;
 pub mod protocol;
 pub mod report_sign;
 pub mod soft_psp;
@@ -112,6 +113,8 @@ pub struct Monitor<P: Platform> {
     pub(crate) boot_sev_features: u64,
     /// Set by DELETE_VCPU when the caller deleted its own VMSA.
     pub(crate) caller_deleted: bool,
+    /// The guest's declared and locked protection (Vigil protection protocol).
+    pub(crate) protection: protect::Protection,
 }
 
 impl<P: Platform> Monitor<P> {
@@ -177,6 +180,7 @@ impl<P: Platform> Monitor<P> {
             refused_accesses: 0,
             boot_sev_features: cfg.boot_sev_features,
             caller_deleted: false,
+            protection: protect::Protection::default(),
         };
         let launch = svsm_abi::event_log::LaunchPayload {
             svsm_base: cfg.vigil_base.0,
@@ -236,6 +240,10 @@ impl<P: Platform> Monitor<P> {
     /// SEV_FEATURES every guest VMSA must carry (the boot vCPU's).
     pub fn boot_sev_features(&self) -> u64 {
         self.boot_sev_features
+    }
+    /// The protection the guest declared and locked.
+    pub fn protection(&self) -> &protect::Protection {
+        &self.protection
     }
     /// Why the monitor terminated, if it did.
     pub fn terminated(&self) -> Option<TermReason> {

@@ -6,6 +6,7 @@
 //!  Unvalidated --PVALIDATE(validate)--> Validated --PVALIDATE(rescind)--> Unvalidated
 //!  Validated --DEPOSIT_MEM--> Deposited --WITHDRAW_MEM--> Validated
 //!  Validated --CREATE_VCPU--> Vmsa --DELETE_VCPU--> Validated
+//!  Validated --protection LOCK (text, read-only data)--> Locked: never leaves until reset
 //!  Vigil: never changes (Vigil's own image, heap, stacks, secrets, CPUID page)
 //! ```
 //!
@@ -29,6 +30,10 @@ pub enum PageState {
     Vmsa,
     /// Vigil's own memory.
     Vigil,
+    /// Text or read-only data the guest locked with the protection protocol: the guest
+    /// keeps the range's rights (never write), and no call may rescind, deposit, turn
+    /// into a VMSA or calling area, or have Vigil write to it, until the VM resets.
+    Locked,
 }
 
 /// Why a range is refused.

@@ -114,7 +114,10 @@ fn query_protocol_answers_exactly_what_is_implemented() {
         (0, 2, 0),
         (0, 0, 0),
         (2, 1, 0),
-        (0x8000_0000, 1, 0),
+        // Vigil's protection protocol (docs/protocols.md), version 1 only.
+        (0x8000_0000, 1, (1 << 32) | 1),
+        (0x8000_0000, 2, 0),
+        (0x8000_0001, 1, 0),
     ] {
         let (_, r) = v.call(core(call::QUERY_PROTOCOL), (p << 32) | ver, 0, 0);
         assert_eq!(r.rax, SUCCESS);

@@ -5,6 +5,7 @@
 //! the raw registers.
 pub mod attest;
 pub mod core;
+pub mod protect;
 
 use crate::event_log::Caller;
 use crate::pages::RangeError;
@@ -12,6 +13,7 @@ use crate::platform::{Platform, TermReason};
 use crate::{CallOutcome, Monitor};
 use svsm_abi::calling_area::SvsmRegs;
 use svsm_abi::core_protocol::{result, SVSM_ATTEST_PROTOCOL, SVSM_CORE_PROTOCOL};
+use svsm_abi::protect_protocol::{VERSION, VIGIL_PROTECT_PROTOCOL};
 
 /// What a handler produced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,8 +26,11 @@ pub(crate) enum Ret {
 
 /// (protocol, lowest version, highest version) of every protocol implemented; what
 /// QUERY_PROTOCOL answers.
-pub const PROTOCOLS: [(u32, u32, u32); 2] =
-    [(SVSM_CORE_PROTOCOL, 1, 1), (SVSM_ATTEST_PROTOCOL, 1, 1)];
+pub const PROTOCOLS: [(u32, u32, u32); 3] = [
+    (SVSM_CORE_PROTOCOL, 1, 1),
+    (SVSM_ATTEST_PROTOCOL, 1, 1),
+    (VIGIL_PROTECT_PROTOCOL, VERSION, VERSION),
+];
 
 pub(crate) fn range_to_code(e: RangeError) -> u64 {
     match e {
@@ -43,6 +48,7 @@ pub(crate) fn dispatch<P: Platform>(
     let ret = match (regs.protocol(), regs.call()) {
         (SVSM_CORE_PROTOCOL, c) => core::handle(m, caller, c, regs),
         (SVSM_ATTEST_PROTOCOL, c) => attest::handle(m, caller, c, regs),
+        (VIGIL_PROTECT_PROTOCOL, c) => protect::handle(m, caller, c, regs),
         _ => None,
     };
     let ret = match ret {

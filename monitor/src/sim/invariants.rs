@@ -73,7 +73,13 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
                 }
             }
             PageState::Validated => {
-                if e.validated && e.perms[1..=gv].iter().any(|p| *p != 0x0f) {
+                // After the lock, the "everything else" rule (read, write, user-execute).
+                let want = if m.protection().is_locked() {
+                    svsm_abi::protect_protocol::PERMS_OTHER
+                } else {
+                    0x0f
+                };
+                if e.validated && e.perms[1..=gv].iter().any(|p| *p != want) {
                     return Err(format!(
                         "state: validated page {gfn:#x} lacks guest rights {:?}",
                         e.perms
@@ -106,9 +112,10 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
                     }
                 }
             }
-            PageState::Vigil => {}
+            PageState::Vigil | PageState::Locked => {}
         }
     }
+    super::protect_invariants::check(vm)?;
     // Invariant 4: guest data copied in once. The machine saw every read Vigil made of
     // guest memory in each call; no bytes may have been read twice in one call.
     if let Some((gpa, len)) = mach.rereads.first() {

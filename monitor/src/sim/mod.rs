@@ -8,6 +8,8 @@
 pub mod hypervisor;
 pub mod invariants;
 pub mod machine;
+pub mod protect_calls;
+pub mod protect_invariants;
 pub mod psp;
 pub mod random;
 pub mod rmp;

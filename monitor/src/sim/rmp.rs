@@ -39,6 +39,10 @@ pub struct Rmp {
     /// Times a lower VMPL was granted access to a page that was validated and not
     /// zeroed since (invariant 3 violations, must stay 0).
     pub unzeroed_grants: u64,
+    /// Frames the host changed with RMPUPDATE (page-state changes, remaps). Only the
+    /// host can take a validated page away without VMPL0; the protection invariants
+    /// tell that apart from a page Vigil lost.
+    pub host_updated: std::collections::BTreeSet<u64>,
 }
 
 impl Rmp {
@@ -47,6 +51,7 @@ impl Rmp {
         Self {
             e: vec![RmpEntry::default(); pages as usize],
             unzeroed_grants: 0,
+            host_updated: std::collections::BTreeSet::new(),
         }
     }
     /// Number of entries.
@@ -77,6 +82,7 @@ impl Rmp {
         let Some(r) = self.range(gpa, size) else {
             return false;
         };
+        self.host_updated.extend(r.start as u64..r.end as u64);
         for x in &mut self.e[r] {
             *x = RmpEntry {
                 assigned,

@@ -43,7 +43,7 @@ pub(crate) fn handle<P: Platform>(
     })
 }
 
-fn code_of(r: Ret) -> u64 {
+pub(crate) fn code_of(r: Ret) -> u64 {
     match r {
         Ret::Code(c) => c,
         Ret::Fatal(_) => FATAL_RESULT,
@@ -51,12 +51,12 @@ fn code_of(r: Ret) -> u64 {
 }
 
 /// A failing RMP instruction as the spec reports it: 0x8000_1000 plus its return code.
-fn rmp_code(e: RmpError) -> u64 {
+pub(crate) fn rmp_code(e: RmpError) -> u64 {
     result::ERR_PVALIDATE_BASE | e.code() as u64
 }
 
 /// Whether any 4 KiB page of [gpa, gpa+len) is a calling area in use.
-fn holds_caa<P: Platform>(m: &Monitor<P>, gpa: Gpa, len: u64) -> bool {
+pub(crate) fn holds_caa<P: Platform>(m: &Monitor<P>, gpa: Gpa, len: u64) -> bool {
     m.vcpus
         .iter()
         .any(|v| v.caa.0 >= gpa.0 && v.caa.0 < gpa.0.saturating_add(len))
@@ -81,7 +81,7 @@ pub(crate) fn overlaps_caa_head<P: Platform>(m: &Monitor<P>, gpa: Gpa, len: u64)
 /// The VMPLs that get a guest page's rights: the guest's and every VMPL above it but
 /// VMPL0, which always has them (#58019 6.2: validation grants the requesting VMPL and
 /// the ones above it). Listed from the guest's VMPL upwards.
-fn guest_vmpls<P: Platform>(m: &Monitor<P>) -> impl Iterator<Item = Vmpl> {
+pub(crate) fn guest_vmpls<P: Platform>(m: &Monitor<P>) -> impl Iterator<Item = Vmpl> {
     (1..=m.guest_vmpl.get()).rev().filter_map(Vmpl::new)
 }
 
@@ -95,6 +95,7 @@ fn set_guest_rights<P: Platform>(
     size: PageSize,
     perms: Perms,
 ) -> Result<(), RmpError> {
+    let perms = m.protection.grant(perms);
     let targets: alloc::vec::Vec<Vmpl> = if perms.is_empty() {
         (1..=3).rev().filter_map(Vmpl::new).collect()
     } else {

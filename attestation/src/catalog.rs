@@ -100,6 +100,9 @@ checks! {
     REFS_POLICY = "refs.policy", "guest POLICY = the refs' policy", "--refs";
     REFS_GUEST_VMPL = "refs.guest_vmpl", "the refs' guest_vmpl equals the manifest's (and the launch record's)", "--refs with guest_vmpl and a Vigil manifest";
     REFS_SEV_FEATURES = "refs.sev_features", "never passes: the report does not carry the boot VMSA's SEV features (covered by MEASUREMENT); always a skip", "--refs";
+    REFS_VCPUS = "refs.vcpus", "never passes: the evidence does not carry the launch vCPU count (their VMSAs are covered by MEASUREMENT); always a skip naming the refs' value", "--refs";
+    REFS_MONITOR_POLICY = "refs.monitor_policy", "never passes: the evidence does not carry the monitor policy digest (its page is covered by MEASUREMENT); always a skip naming the refs' value", "--refs";
+    REFS_IGVM_FILE = "refs.igvm_file", "never passes: the evidence does not carry the IGVM file's SHA-256 (its pages are covered by MEASUREMENT); always a skip naming the refs' value", "--refs";
 }
 
 /// The check named `name`.

@@ -57,7 +57,20 @@ pub enum RefsError {
     /// A field that does not decode (names it).
     #[error("refs: {0}")]
     Field(#[from] crate::policy::PolicyError),
+    /// A field that decodes to a value no launch can have (names it and the range).
+    #[error("refs: {field} = {value} is outside {range}")]
+    Range {
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: String,
+        /// The values it may take.
+        range: &'static str,
+    },
 }
+
+/// Most vCPUs a launch of `vigil-igvm` can describe (its `--vcpus` bound).
+pub const MAX_REFS_VCPUS: u32 = 4096;
 
 impl Refs {
     /// Parses and validates the JSON.
@@ -71,6 +84,44 @@ impl Refs {
             crate::policy::hex_field("refs launch_digest", &r.launch_digest, 48)?;
         }
         crate::policy::u64_field("refs policy", &r.policy)?;
+        // Every field that is parsed is validated here, so that a refs file with a
+        // malformed value is refused as a whole instead of half-used.
+        if let Some(f) = &r.sev_features {
+            crate::policy::u64_field("refs sev_features", f)?;
+        }
+        if let Some(v) = r.vcpus {
+            if !(1..=MAX_REFS_VCPUS).contains(&v) {
+                return Err(RefsError::Range {
+                    field: "vcpus",
+                    value: v.to_string(),
+                    range: "1..=4096",
+                });
+            }
+        }
+        if let Some(g) = r.guest_vmpl {
+            if !(1..=3).contains(&g) {
+                return Err(RefsError::Range {
+                    field: "guest_vmpl",
+                    value: g.to_string(),
+                    range: "1..=3",
+                });
+            }
+        }
+        if let Some(d) = &r.monitor_policy_digest {
+            crate::policy::hex_field("refs monitor_policy_digest", d, 48)?;
+        }
+        if let Some(d) = &r.igvm_sha256 {
+            crate::policy::hex_field("refs igvm_sha256", d, 32)?;
+        }
+        if let Some(p) = &r.platform {
+            if !["snp", "native", "emulated"].contains(&p.as_str()) {
+                return Err(RefsError::Range {
+                    field: "platform",
+                    value: format!("{p:?}"),
+                    range: "\"snp\", \"native\", \"emulated\"",
+                });
+            }
+        }
         Ok(r)
     }
 }
@@ -450,4 +501,32 @@ fn refs_checks(
         ),
     }
     cx.skip(cat::REFS_SEV_FEATURES, "the report does not carry the boot VMSA's SEV features; they are covered by the launch measurement");
+    // The evidence carries none of these three: each is bound only through MEASUREMENT
+    // (the VMSAs of the launch vCPUs, the monitor policy page and every page of the IGVM
+    // file are measured). They are named here so that a relying party sees they were
+    // not compared one by one, and with which value the MEASUREMENT match holds.
+    let bound = |v: Option<String>| match v {
+        Some(v) => format!("{v}: not carried in the evidence; bound only through MEASUREMENT"),
+        None => "not in the refs".to_string(),
+    };
+    cx.skip(
+        cat::REFS_VCPUS,
+        bound(refs.vcpus.map(|v| format!("{v} vCPU(s)"))),
+    );
+    cx.skip(
+        cat::REFS_MONITOR_POLICY,
+        bound(
+            refs.monitor_policy_digest
+                .clone()
+                .map(|d| format!("monitor policy digest {d}")),
+        ),
+    );
+    cx.skip(
+        cat::REFS_IGVM_FILE,
+        bound(
+            refs.igvm_sha256
+                .clone()
+                .map(|d| format!("IGVM file SHA-256 {d}")),
+        ),
+    );
 }

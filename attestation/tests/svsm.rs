@@ -312,3 +312,47 @@ fn log_with_a_refused_access_replays_to_the_manifest_head() {
     let o = v.verify(&evidence(b"nonce-9", &m, &log(), 0), &opts(true));
     assert_eq!(o.check("svsm.event_log").unwrap().status, Status::Fail);
 }
+
+/// Every refs field that is read is validated at load (issue: parsed fields are
+/// checked), and the three the evidence cannot carry are reported as skips naming the
+/// refs' value, never as passes.
+#[test]
+fn refs_fields_are_validated_and_uncarried_ones_are_named_skips() {
+    let good = |d: &str, i: &str, v: &str, g: &str, p: &str| {
+        format!(
+            r#"{{"schema": "vigil-refs/1", "launch_digest": "{}", "policy": "0x30000", "vcpus": {v}, "guest_vmpl": {g}, "monitor_policy_digest": "{d}", "platform": "{p}", "igvm_sha256": "{i}"}}"#,
+            "ab".repeat(48)
+        )
+    };
+    let (d48, d32) = ("cd".repeat(48), "ef".repeat(32));
+    assert!(Refs::from_json(&good(&d48, &d32, "2", "2", "snp")).is_ok());
+    for (json, field) in [
+        (good(&d48, &d32, "0", "2", "snp"), "vcpus"),
+        (good(&d48, &d32, "4097", "2", "snp"), "vcpus"),
+        (good(&d48, &d32, "2", "0", "snp"), "guest_vmpl"),
+        (good(&d48, &d32, "2", "4", "snp"), "guest_vmpl"),
+        (
+            good(&"cd".repeat(32), &d32, "2", "2", "snp"),
+            "monitor_policy_digest",
+        ),
+        (good(&d48, "zz", "2", "2", "snp"), "igvm_sha256"),
+        (good(&d48, &d32, "2", "2", "tdx"), "platform"),
+    ] {
+        let e = Refs::from_json(&json).unwrap_err().to_string();
+        assert!(e.contains(field), "{field}: {e}");
+    }
+    let v = Verifier::new(TrustStore::builtin().unwrap());
+    let l = log();
+    let m = manifest_for(&l, 2);
+    let ev = evidence(b"n", &m, &l, 0);
+    let o = v.verify(&ev, &opts(true));
+    for (name, shows) in [
+        ("refs.vcpus", "1 vCPU(s)"),
+        ("refs.monitor_policy", &"00".repeat(48)[..]),
+        ("refs.igvm_file", &"00".repeat(32)[..]),
+    ] {
+        let c = o.check(name).unwrap();
+        assert_eq!(c.status, Status::Skip, "{name}");
+        assert!(c.detail.contains(shows), "{name}: {}", c.detail);
+    }
+}

@@ -20,14 +20,13 @@ use svsm_abi::secrets::SecretsPage;
 use svsm_abi::vmsa::{SevFeatures, VmcbSegment, Vmsa};
 use zerocopy::{FromBytes, FromZeros};
 
-/// The GHCB MSR.
-pub const MSR_GHCB: u32 = 0xc001_0130;
+/// The GHCB MSR (defined once in `svsm-abi`).
+pub use svsm_abi::ghcb::MSR_GHCB;
 
-/// The GHCB MSR value asking the host to run `vmpl` (GHCB spec, SNP "run VMPL" request
-/// 0x016, target VMPL in bits 39:32): what a guest writes before the VMGEXIT of an
-/// SVSM call.
+/// The GHCB MSR value asking the host to run `vmpl` (GHCB spec, SNP "run VMPL" request,
+/// target VMPL in bits 39:32): what a guest writes before the VMGEXIT of an SVSM call.
 pub const fn ghcb_run_vmpl(vmpl: u8) -> u64 {
-    0x016 | ((vmpl as u64) << 32)
+    ghcb::msr::run_vmpl_request(vmpl)
 }
 
 /// Where the SVSM is, from the secrets page.

@@ -12,8 +12,7 @@ use std::borrow::Cow;
 use rayon::prelude::*;
 use serde::Serialize;
 use sha2::{Digest, Sha384};
-use svsm_abi::page_info::{PageInfo, PageType, DIGEST_SIZE};
-use zerocopy::IntoBytes;
+use svsm_abi::page_info::{PageType, DIGEST_SIZE};
 
 /// A SHA-384 digest.
 pub type Digest384 = [u8; DIGEST_SIZE];
@@ -88,8 +87,7 @@ pub fn extend(
     page_type: PageType,
     gpa: u64,
 ) -> Digest384 {
-    let info = PageInfo::new(*digest, *contents, page_type, gpa);
-    Sha384::digest(info.as_bytes()).into()
+    svsm_abi::page_info::extend(digest, contents, page_type, gpa)
 }
 
 /// The result of a measurement.

@@ -4,12 +4,12 @@
 //! Modules: [`digest`] (the SNP launch-digest chain), [`ovmf`] and [`ovmf_measure`]
 //! (OVMF images and sev-snp-measure's modes), [`reset_vmsa`] (VMM-built VMSAs),
 //! [`reader`] (IGVM parsing with offset-naming errors), [`igvm_measure`] (IGVM launch
-//! digests under named loader rules), [`builder`] and [`boot_params`] (`build`),
+//! digests under named loader rules), [`builder`] (`build`; the
+//! BootParams layout it fills is `svsm_abi::boot_params`, re-exported as [`boot_params`]),
 //! [`sign`] (ID block), [`refs`], [`inspect`], [`lint`], [`qemu`]; [`limits`] (bounded
 //! input reading and count limits).
 #![forbid(unsafe_code)]
 
-pub mod boot_params;
 pub mod builder;
 pub mod digest;
 pub mod error;
@@ -26,3 +26,5 @@ pub mod reset_vmsa;
 pub mod sign;
 
 pub use error::{Error, Result};
+/// The BootParams page layout, defined once in `svsm-abi` for the builder and the kernel.
+pub use svsm_abi::boot_params;

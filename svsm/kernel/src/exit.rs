@@ -10,7 +10,8 @@
 
 use crate::cpu::instr::{hlt, outl};
 
-const DEBUG_EXIT_PORT: u16 = 0xf4;
+/// The isa-debug-exit port QEMU is started with.
+pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 
 /// Why the kernel ends the run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

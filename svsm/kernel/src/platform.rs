@@ -120,7 +120,7 @@ pub fn detect() -> PlatformInfo {
     classify(cpuid, || {
         // SAFETY: called only when CPUID 0x8000001F reports SEV, in which case the
         // SEV_STATUS MSR exists (AMD APM vol. 2, 15.34.10).
-        unsafe { rdmsr(0xc001_0131) }
+        unsafe { rdmsr(svsm_abi::sev_status::MSR_SEV_STATUS) }
     })
 }
 

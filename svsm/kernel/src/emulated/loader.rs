@@ -16,8 +16,7 @@
 //! | 18 MiB .. 48 MiB         | guest RAM, not validated (the guest PVALIDATEs it)|
 
 use sha2::{Digest, Sha384};
-use svsm_abi::page_info::{PageInfo, PageType};
-use zerocopy::IntoBytes;
+use svsm_abi::page_info::PageType;
 
 /// 1 MiB.
 pub const MIB: u64 = 1 << 20;
@@ -180,8 +179,7 @@ pub fn guest_page_tables() -> [[u64; 512]; 3] {
 /// Extends a launch digest by one NORMAL page (SNP firmware ABI PAGE_INFO chain).
 pub fn extend_normal(digest: &[u8; 48], gpa: u64, page: &[u8; 4096]) -> [u8; 48] {
     let contents: [u8; 48] = Sha384::digest(page).into();
-    let info = PageInfo::new(*digest, contents, PageType::Normal, gpa);
-    Sha384::digest(info.as_bytes()).into()
+    svsm_abi::page_info::extend(digest, &contents, PageType::Normal, gpa)
 }
 
 #[cfg(test)]

@@ -14,17 +14,16 @@
 //!   the evidence and its statistics, then forwards the guest's value to the device.
 //!   Every other port: reads return all ones, writes are dropped (an absent device).
 
-/// The GHCB MSR.
-pub const MSR_GHCB: u32 = 0xc001_0130;
+/// The GHCB MSR (defined once in `svsm-abi`).
+pub use svsm_abi::ghcb::MSR_GHCB;
 /// EFER.
 pub const MSR_EFER: u32 = 0xc000_0080;
 /// TSC.
 pub const MSR_TSC: u32 = 0x10;
-/// GHCB MSR protocol: SNP "run VMPL" request code (bits 11:0); target VMPL in 39:32.
-pub const GHCB_MSR_RUN_VMPL: u64 = 0x016;
+use svsm_abi::ghcb::msr;
 
-/// The debug-exit port.
-pub const PORT_DEBUG_EXIT: u16 = 0xf4;
+/// The debug-exit port (the kernel's own, `crate::exit`).
+pub use crate::exit::DEBUG_EXIT_PORT as PORT_DEBUG_EXIT;
 /// COM1's ports, passed through.
 pub const COM1: core::ops::RangeInclusive<u16> = 0x3f8..=0x3ff;
 
@@ -49,7 +48,7 @@ pub enum MsrAction {
 
 /// Whether the GHCB MSR value asks for the SVSM at VMPL 0.
 pub fn is_svsm_request(ghcb_msr: u64) -> bool {
-    ghcb_msr & 0xfff == GHCB_MSR_RUN_VMPL && (ghcb_msr >> 32) & 0xff == 0
+    ghcb_msr & msr::INFO_MASK == msr::RUN_VMPL_REQ && (ghcb_msr >> 32) & 0xff == 0
 }
 
 /// Whether the I/O permission map passes `port` through.

@@ -2,7 +2,7 @@
 //! it declared, whether they are locked, and the text digest taken at the lock.
 //!
 //! This is Vigil's bookkeeping; the enforcement is the RMP's per-VMPL permissions
-//! (APM vol. 2, 15.36.7 RMPADJUST), which only VMPL0 can change. After the lock the
+//! (APM vol. 2, 15.36 SEV-SNP, RMPADJUST), which only VMPL0 can change. After the lock the
 //! page table holds every declared page as `PageState::Locked`, which no call accepts
 //! as a guest structure or target, and every grant to the guest passes through
 //! [`Protection::grant`], which never lets supervisor-execute through.

@@ -50,6 +50,9 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
             rmp.unzeroed_grants
         ));
     }
+    // The protection's invariants (P1-P3) first: they name the broken rule more
+    // precisely than the table-against-RMP check below.
+    super::protect_invariants::check(vm)?;
     // Invariants 2 and 6, and the table against the RMP.
     for (gfn, st) in m.pages().iter() {
         let Some(e) = rmp.get(gfn) else { continue };
@@ -115,7 +118,7 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
             PageState::Vigil | PageState::Locked => {}
         }
     }
-    super::protect_invariants::check(vm)?;
+
     // Invariant 4: guest data copied in once. The machine saw every read Vigil made of
     // guest memory in each call; no bytes may have been read twice in one call.
     if let Some((gpa, len)) = mach.rereads.first() {

@@ -89,6 +89,9 @@ pub struct SimMachine {
     /// A fault to inject: the next RMPADJUST fails with this code (a test stands in for
     /// a CPU answer the model never gives on its own).
     pub rmpadjust_fault: Option<RmpError>,
+    /// Host attempts to change a guest page's rights, refused by the machine:
+    /// (GPA, target VMPL, rights asked).
+    pub host_refused: Vec<(Gpa, u8, u8)>,
     ghcb_gpa: Gpa,
 }
 
@@ -114,6 +117,7 @@ impl SimMachine {
             reported_faults: Vec::new(),
             trace: Vec::new(),
             rmpadjust_fault: None,
+            host_refused: Vec::new(),
             ghcb_gpa: Gpa(ram_size),
         }
     }
@@ -206,6 +210,37 @@ impl SimMachine {
             Some(e) => Err(self.fault(vmpl, e, Access::FETCH)),
             None => Ok(()),
         }
+    }
+
+    /// An instruction fetch by the guest at `vmpl` from `gpa` in user mode
+    /// (`supervisor` false) or supervisor mode: the RMP's execute bit of that mode
+    /// decides. A refusal is counted in `rmp_faults` (access FETCH) and, as on SNP
+    /// hardware, reported to no one else.
+    pub fn guest_exec(&self, vmpl: u8, gpa: Gpa, supervisor: bool) -> Result<(), MemError> {
+        let kind = if supervisor {
+            super::rmp::AccessKind::ExecSupervisor
+        } else {
+            super::rmp::AccessKind::ExecUser
+        };
+        if gpa.gfn() < self.rmp.len() && self.rmp.allows(vmpl, gpa.gfn(), kind) {
+            return Ok(());
+        }
+        let e = if gpa.gfn() >= self.rmp.len() {
+            MemError::OutOfRange(gpa)
+        } else {
+            MemError::NotValidated(gpa)
+        };
+        Err(self.fault(vmpl, e, Access::FETCH))
+    }
+
+    /// The host tries RMPADJUST on a guest page. RMPADJUST is a guest instruction that
+    /// only changes the rights of a VMPL numerically above the one executing it (APM
+    /// vol. 2, 15.36 SEV-SNP, RMPADJUST): the hypervisor has no VMPL and no such
+    /// instruction, so the attempt always fails and changes nothing. Counted in
+    /// `host_refused`.
+    pub fn host_rmpadjust(&mut self, gpa: Gpa, target: u8, perms: Perms) -> Result<(), RmpError> {
+        self.host_refused.push((gpa, target, perms.bits()));
+        Err(RmpError::FailPermission)
     }
 
     /// Starts a call's window of Vigil's reads (invariant 4).

@@ -42,6 +42,15 @@ impl SimVm {
         self.protect_call(call::LOCK, 0).rax
     }
 
+    /// The guest VMPL executes at `gpa` in supervisor (`true`) or user mode. The guest's
+    /// own page tables are not modelled: whatever virtual address the guest maps (a data
+    /// page remapped over a text address included), the RMP checks the physical page
+    /// the walk ends at, which is `gpa`.
+    pub fn guest_exec(&self, gpa: Gpa, supervisor: bool) -> Result<(), crate::memory::MemError> {
+        let gv = self.m.guest_vmpl().get();
+        self.mach().guest_exec(gv, gpa, supervisor)
+    }
+
     /// QUERY; returns the registers (RAX, RCX state, RDX text pages, R8 read-only pages).
     pub fn protect_query(&mut self) -> SvsmRegs {
         self.protect_call(call::QUERY, 0)

@@ -8,6 +8,38 @@ use crate::platform::{Perms, PvalidateOutcome, RmpError};
 use std::vec;
 use std::vec::Vec;
 
+/// The kind of a guest access, as the RMP's permission bits tell them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AccessKind {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch at CPL 3.
+    ExecUser,
+    /// An instruction fetch at CPL 0-2.
+    ExecSupervisor,
+}
+
+impl AccessKind {
+    /// Every kind.
+    pub const ALL: [AccessKind; 4] = [
+        AccessKind::Read,
+        AccessKind::Write,
+        AccessKind::ExecUser,
+        AccessKind::ExecSupervisor,
+    ];
+    /// The permission bit the access needs.
+    pub const fn perm(self) -> Perms {
+        match self {
+            Self::Read => Perms::READ,
+            Self::Write => Perms::WRITE,
+            Self::ExecUser => Perms::EXEC_USER,
+            Self::ExecSupervisor => Perms::EXEC_SUPERVISOR,
+        }
+    }
+}
+
 /// One RMP entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RmpEntry {
@@ -212,17 +244,26 @@ impl Rmp {
         }
     }
 
-    /// Whether `vmpl` may fetch instructions from `gfn` (supervisor execute).
+    /// Whether `vmpl` may fetch instructions from `gfn` in supervisor mode.
     pub fn may_fetch(&self, vmpl: u8, gfn: u64) -> bool {
-        self.may_access(vmpl, gfn, false)
-            && (vmpl == 0
-                || self.get(gfn).is_some_and(|x| {
-                    x.perms[vmpl as usize & 3] & Perms::EXEC_SUPERVISOR.bits() != 0
-                }))
+        self.allows(vmpl, gfn, AccessKind::ExecSupervisor)
     }
 
     /// Whether `vmpl` may access `gfn` (read, or write if `write`).
     pub fn may_access(&self, vmpl: u8, gfn: u64, write: bool) -> bool {
+        let k = if write {
+            AccessKind::Write
+        } else {
+            AccessKind::Read
+        };
+        self.allows(vmpl, gfn, k)
+    }
+
+    /// The RMP's check of one access (APM vol. 2, 15.36 SEV-SNP: RMP checks and the
+    /// VMPL permission mask): the page must be assigned and validated; VMPL0 may do
+    /// anything; a lower VMPL never touches a VMSA page and needs the permission bit of
+    /// the access kind, execute in user mode and in supervisor mode being separate bits.
+    pub fn allows(&self, vmpl: u8, gfn: u64, kind: AccessKind) -> bool {
         let Some(x) = self.get(gfn) else { return false };
         if !x.assigned || !x.validated {
             return false;
@@ -233,7 +274,6 @@ impl Rmp {
         if x.vmsa {
             return false;
         }
-        let need = if write { Perms::WRITE } else { Perms::READ };
-        x.perms[vmpl as usize & 3] & need.bits() != 0
+        x.perms[vmpl as usize & 3] & kind.perm().bits() != 0
     }
 }

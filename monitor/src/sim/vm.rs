@@ -115,6 +115,8 @@ impl SimVm {
             mach.launch_page(Gpa(a), gv, Perms::empty());
             a += PAGE_SIZE_4K;
         }
+        // The launch's RMPUPDATEs are the security processor's, not a host's change.
+        mach.rmp.host_updated.clear();
         let mc = MonitorConfig {
             ram_size: cfg.ram_size,
             vigil_base: Gpa(cfg.vigil_base),

@@ -1,5 +1,5 @@
 //! The Vigil protection protocol: the guest kernel declares its text and read-only data
-//! once, locks them, and from then on per-VMPL RMP permissions (APM vol. 2, 15.36.7,
+//! once, locks them, and from then on per-VMPL RMP permissions (APM vol. 2, 15.36 SEV-SNP,
 //! RMPADJUST; only a more privileged VMPL can change them) keep them: text is read +
 //! supervisor-execute, read-only data is read, every other guest page read + write +
 //! user-execute and never supervisor-execute.

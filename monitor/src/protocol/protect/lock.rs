@@ -3,7 +3,7 @@
 //! Order, and why:
 //! 1. every declared page is checked again (the guest may have rescinded or deposited
 //!    one since DECLARE, or made it a calling area): INVALID_ADDRESS;
-//! 2. RMPADJUST (APM vol. 2, 15.36.7) gives every guest VMPL the rule of each validated
+//! 2. RMPADJUST (APM vol. 2, 15.36 SEV-SNP) gives every guest VMPL the rule of each validated
 //!    guest page: text read + supervisor-execute, read-only data read, everything else
 //!    read + write + user-execute. From here the guest cannot write its text;
 //! 3. only then does Vigil read the text pages, once, and hash them: a racing vCPU

@@ -262,6 +262,10 @@ pub mod term {
     pub const HOST_REFUSED: u64 = 0x11;
     /// The security processor's answer failed authentication.
     pub const GUEST_REQUEST_AUTH: u64 = 0x12;
+    /// Vigil booted on SEV-SNP, whose kernel path is not written yet.
+    pub const SNP_NOT_YET: u64 = 0x13;
+    /// Vigil booted on SEV-ES without SNP, which it refuses (it needs VMPLs).
+    pub const SEV_ES_WITHOUT_SNP: u64 = 0x14;
 }
 
 /// Page state change operations.

@@ -5,10 +5,9 @@
 //! none can be confused with QEMU's own 0 (clean shutdown) or 1 (error). The host side
 //! (xtask) maps them back; the numbers are part of the contract with xtask.
 //!
-//! On a machine without the device (real hardware, SNP), the write does nothing and the
-//! CPU halts forever instead.
-
-use crate::cpu::instr::{hlt, outl};
+//! The exit itself goes through the kernel's platform (`platform::KernelPlatform::exit`):
+//! the native platform writes the port (on a machine without the device the write does
+//! nothing and the CPU halts forever instead); SNP ends through the GHCB MSR protocol.
 
 /// The isa-debug-exit port QEMU is started with.
 pub const DEBUG_EXIT_PORT: u16 = 0xf4;
@@ -32,12 +31,10 @@ impl ExitCode {
     }
 }
 
-/// Ends the run.
+/// Ends the run through the chosen platform (before one is chosen: halts forever).
+#[cfg(target_os = "none")]
 pub fn exit(code: ExitCode) -> ! {
-    outl(DEBUG_EXIT_PORT, code as u32);
-    loop {
-        hlt();
-    }
+    crate::platform::exit(code)
 }
 
 #[cfg(test)]

@@ -3,15 +3,18 @@
 //! Built for `x86_64-unknown-none` by `cargo xtask build`; QEMU boots it with `-kernel`
 //! through its PVH note. Boot order (`kernel_main`), each step relying on the previous:
 //!
-//! 1. console: COM1 and the `log` backend, then the banner;
-//! 2. CPU: GDT, TSS with IST stacks for #DF/NMI/#MC, IDT (every later fault is reported);
-//! 3. boot information: `hvm_start_info`, memory map and command line, checked and copied;
-//! 4. memory: the heap is placed from the memory map, the kernel's own page tables are
+//! 1. CPU: GDT, TSS with IST stacks for #DF/NMI/#MC, IDT (every later fault is caught);
+//! 2. the platform (`platform::select`): SEV_STATUS first, before any port or CPUID
+//!    (both raise #VC under SEV-ES/SNP); SNP takes its own path (not written yet: a
+//!    clean termination request), SEV-ES without SNP is refused, a native machine gets
+//!    the native backend (COM1, isa-debug-exit, CPUID);
+//! 3. console: the `log` backend over the platform's console, then the banner;
+//! 4. boot information: `hvm_start_info`, memory map and command line, checked and copied;
+//! 5. memory: the heap is placed from the memory map, the kernel's own page tables are
 //!    built (text R+X, rodata R, data R+W+NX, guard pages unmapped) and loaded, the heap
 //!    is started;
-//! 5. platform detection (snp / emulated-capable / plain x86-64);
 //! 6. the run itself: for now, report and exit; with the `ktest` feature, the in-kernel
-//!    tests.
+//!    tests; on an AMD-V machine with a guest module, the emulated platform.
 //!
 //! On the host (any other target) the library builds without the boot path, so that
 //! `cargo test --workspace` runs the unit tests of the kernel's pure modules (PVH parser,
@@ -40,14 +43,35 @@ pub const BANNER: &str = concat!("Vigil SVSM ", env!("CARGO_PKG_VERSION"), " (VM
 use exit::{exit, ExitCode};
 
 /// The first Rust code; called by the entry assembly with the PVH start-info address.
+/// Chooses the platform before anything touches a port or runs CPUID, then takes that
+/// platform's path.
 #[cfg(target_os = "none")]
 #[no_mangle]
 pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
-    console::serial::init();
+    cpu::init();
+    match platform::select() {
+        // The SNP path (issue 10's backend goes here): not written yet, so the boot ends
+        // with a termination request that says so, before any port or CPUID.
+        platform::BootChoice::Snp { .. } => platform::snp::not_yet(),
+        platform::BootChoice::SevEsWithoutSnp { .. } => {
+            platform::snp::terminate(svsm_abi::ghcb::term::SEV_ES_WITHOUT_SNP)
+        }
+        platform::BootChoice::SevWithoutEs { sev_status } => {
+            kprintln!("{}", BANNER);
+            kprintln!(
+                "vigil: SEV without SEV-ES/SNP (SEV_STATUS {sev_status:#x}) is refused: Vigil needs VMPLs"
+            );
+            exit(ExitCode::Fatal);
+        }
+        platform::BootChoice::Native(info) => native_main(start_info_paddr, info),
+    }
+}
+
+/// The boot on a native machine (no SEV): PVH boot information, memory, then the run.
+#[cfg(target_os = "none")]
+fn native_main(start_info_paddr: u64, platform: platform::PlatformInfo) -> ! {
     console::logger::init(log::LevelFilter::Info);
     kprintln!("{}", BANNER);
-
-    cpu::init();
 
     let boot = match boot::pvh::parse(&boot::BootMapReader, start_info_paddr) {
         Ok(b) => b,
@@ -93,7 +117,13 @@ pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
         mem.heap.len() / 1024
     );
 
-    let platform = platform::detect();
+    if let Some(p) = platform::current() {
+        log::info!(
+            "kernel platform: {}, boot CPU APIC ID {}",
+            p.name(),
+            p.apic_id()
+        );
+    }
     kprintln!("platform: {}", platform);
     kprintln!("memory map ({} entries):", boot.memory_map().len());
     for r in boot.memory_map() {

@@ -1,4 +1,5 @@
-//! The `log` backend: every record goes to COM1 as `[LEVEL] target: message`.
+//! The `log` backend: every record goes to the platform's console as
+//! `[LEVEL] target: message`.
 //!
 //! One spin lock serialises whole lines (so that lines of different contexts never
 //! interleave). Exception and panic reports do not take it (see `console::emergency`).
@@ -8,7 +9,7 @@ use core::fmt::Write;
 use log::{LevelFilter, Log, Metadata, Record};
 use spin::Mutex;
 
-use super::serial::SerialWriter;
+use super::Console;
 
 static LOCK: Mutex<()> = Mutex::new(());
 
@@ -26,9 +27,9 @@ impl Log for SerialLogger {
             return;
         }
         let _guard = LOCK.lock();
-        // A write to the UART cannot fail; the Result is only fmt's plumbing.
+        // A console write cannot fail; the Result is only fmt's plumbing.
         let _ = writeln!(
-            SerialWriter,
+            Console,
             "[{:<5}] {}: {}",
             record.level(),
             record.target(),
@@ -63,7 +64,7 @@ pub fn parse_level(s: &str) -> Option<LevelFilter> {
 /// Writes formatted text under the console lock (used by `kprintln!`).
 pub fn print(args: core::fmt::Arguments<'_>) {
     let _guard = LOCK.lock();
-    let _ = SerialWriter.write_fmt(args);
+    let _ = Console.write_fmt(args);
 }
 
 #[cfg(test)]

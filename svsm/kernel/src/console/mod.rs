@@ -1,4 +1,5 @@
-//! The serial console: raw output, the `log` backend, and the lock-free emergency path.
+//! The console: raw output through the chosen platform (`platform::KernelPlatform`),
+//! the `log` backend, and the lock-free emergency path.
 
 pub mod logger;
 pub mod serial;
@@ -16,8 +17,22 @@ macro_rules! kprintln {
     ($($arg:tt)*) => { $crate::console::logger::print(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// A zero-sized writer to the platform's console. Before the platform is chosen its
+/// output is dropped (`platform::console_write`).
+pub struct Console;
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        #[cfg(target_os = "none")]
+        crate::platform::console_write(s.as_bytes());
+        #[cfg(not(target_os = "none"))]
+        let _ = s;
+        Ok(())
+    }
+}
+
 /// A writer for fault and panic reports that ignores the console lock: the interrupted
 /// code may hold it, and a report that deadlocks is worse than one that interleaves.
-pub fn emergency() -> serial::SerialWriter {
-    serial::SerialWriter
+pub fn emergency() -> Console {
+    Console
 }

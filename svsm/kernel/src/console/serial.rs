@@ -1,9 +1,10 @@
 //! The 16550 UART at COM1 (I/O port 0x3f8), polled, output only.
 //!
-//! Under SNP the console will go through the GHCB (IOIO exits); under QEMU without SEV a
-//! plain port write reaches QEMU's serial device. The writer has no lock of its own: the
-//! logger serialises normal output, and the fault and panic reporters write directly so
-//! that a fault while the logger lock is held still gets reported.
+//! Used by the native platform only (`platform::native`): under SEV-ES/SNP a port access
+//! raises #VC, and that console will go through the GHCB. Under QEMU without SEV a plain
+//! port write reaches QEMU's serial device. No lock of its own: the logger serialises
+//! normal output, and the fault and panic reporters write directly so that a fault
+//! while the logger lock is held still gets reported.
 
 use crate::cpu::instr::{inb, outb};
 
@@ -32,17 +33,12 @@ fn put_byte(b: u8) {
     outb(COM1, b);
 }
 
-/// A zero-sized writer to COM1 (`\n` becomes `\r\n`).
-pub struct SerialWriter;
-
-impl core::fmt::Write for SerialWriter {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        for b in s.bytes() {
-            if b == b'\n' {
-                put_byte(b'\r');
-            }
-            put_byte(b);
+/// Writes bytes to COM1 (`\n` becomes `\r\n`).
+pub fn write_bytes(bytes: &[u8]) {
+    for &b in bytes {
+        if b == b'\n' {
+            put_byte(b'\r');
         }
-        Ok(())
+        put_byte(b);
     }
 }

@@ -125,6 +125,16 @@ pub fn invlpg(addr: u64) {
     unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
 }
 
+/// VMGEXIT (`rep vmmcall`): hands control to the host under SEV-ES/SNP, which reads
+/// the GHCB MSR (or the GHCB it names) for the request (#56421, VMGEXIT).
+/// Callers run it only on an SEV-ES/SNP guest (`platform::detect::choose`); elsewhere
+/// it is VMMCALL, which the hypervisor or #UD answers.
+pub fn vmgexit() {
+    // SAFETY: VMGEXIT touches no memory of Vigil's; the host may change only what the
+    // GHCB protocol lets it change (register state is preserved by the hardware).
+    unsafe { asm!("rep vmmcall", options(nostack)) }
+}
+
 /// Halts until the next interrupt (with interrupts off: forever, bar NMI/SMI).
 pub fn hlt() {
     // SAFETY: HLT has no memory effect.

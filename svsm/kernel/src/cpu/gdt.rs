@@ -6,6 +6,13 @@
 use core::arch::asm;
 use core::cell::UnsafeCell;
 
+use x86_64::instructions::segmentation::{Segment, CS, DS, ES, SS};
+use x86_64::instructions::tables::{lgdt, load_tss};
+use x86_64::registers::segmentation::SegmentSelector;
+use x86_64::structures::gdt::DescriptorFlags;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
 /// Kernel code selector.
 pub const KERNEL_CS: u16 = 0x08;
 /// Kernel data selector.
@@ -13,10 +20,10 @@ pub const KERNEL_DS: u16 = 0x10;
 /// TSS selector.
 pub const TSS_SEL: u16 = 0x18;
 
-/// 64-bit code: present, DPL 0, execute/read, L=1.
-const CODE64: u64 = 0x00af_9a00_0000_ffff;
+/// 64-bit code: present, DPL 0, execute/read, L=1 (the `x86_64` crate's encoding).
+const CODE64: u64 = DescriptorFlags::KERNEL_CODE64.bits();
 /// Data: present, DPL 0, read/write.
-const DATA: u64 = 0x00cf_9200_0000_ffff;
+const DATA: u64 = DescriptorFlags::KERNEL_DATA.bits();
 
 /// Builds the two 8-byte halves of a 64-bit available-TSS descriptor.
 pub const fn tss_descriptor(base: u64, limit: u32) -> [u64; 2] {
@@ -37,12 +44,6 @@ unsafe impl Sync for Gdt {}
 
 static GDT: Gdt = Gdt(UnsafeCell::new([0, CODE64, DATA, 0, 0]));
 
-#[repr(C, packed)]
-struct Gdtr {
-    limit: u16,
-    base: u64,
-}
-
 /// Installs the TSS descriptor for `tss_addr`, loads the GDT, reloads every segment
 /// register and loads the task register.
 ///
@@ -50,54 +51,53 @@ struct Gdtr {
 /// Call once, on the boot CPU, with interrupts off; `tss_addr` must be a 104-byte TSS
 /// that stays valid forever.
 pub unsafe fn load(tss_addr: u64) {
-    let [lo, hi] = tss_descriptor(tss_addr, 103);
+    let [lo, hi] = tss_descriptor(tss_addr, super::tss::TSS_LIMIT);
     // SAFETY: nothing else references the GDT yet (caller: once, before use).
     unsafe {
         let g = &mut *GDT.0.get();
         g[3] = lo;
         g[4] = hi;
     }
-    let gdtr = Gdtr {
+    let gdtr = DescriptorTablePointer {
         limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
-        base: GDT.0.get() as u64,
+        base: VirtAddr::new(GDT.0.get() as u64),
     };
-    // SAFETY: the GDT holds valid code/data descriptors at the selectors reloaded here;
-    // the far return reloads CS with the same kind of 64-bit code segment the CPU runs
-    // on, and the TSS descriptor describes a valid TSS (caller).
+    // SAFETY: the GDT holds valid code/data descriptors at the selectors reloaded here
+    // (CS is reloaded with a far return to the same kind of 64-bit code segment the CPU
+    // runs on), and the TSS descriptor describes a valid TSS (caller).
     unsafe {
-        asm!(
-            "lgdt [{gdtr}]",
-            "push {cs}",
-            "lea {tmp}, [rip + 2f]",
-            "push {tmp}",
-            "retfq",
-            "2:",
-            "mov ds, {ds:x}",
-            "mov es, {ds:x}",
-            "mov ss, {ds:x}",
-            "ltr {tss:x}",
-            gdtr = in(reg) &gdtr,
-            cs = const KERNEL_CS as u64,
-            tmp = out(reg) _,
-            ds = in(reg) KERNEL_DS as u64,
-            tss = in(reg) TSS_SEL as u64,
-        );
+        lgdt(&gdtr);
+        CS::set_reg(SegmentSelector(KERNEL_CS));
+        DS::set_reg(SegmentSelector(KERNEL_DS));
+        ES::set_reg(SegmentSelector(KERNEL_DS));
+        SS::set_reg(SegmentSelector(KERNEL_DS));
+        load_tss(SegmentSelector(TSS_SEL));
     }
 }
 
 /// The selectors currently in CS and TR (for the in-kernel tests).
 pub fn current_cs_tr() -> (u16, u16) {
-    let (cs, tr): (u16, u16);
-    // SAFETY: reading segment selectors has no side effect.
+    let tr: u16;
+    // SAFETY: STR (not in the `x86_64` crate) only reads the task register.
     unsafe {
-        asm!("mov {0:x}, cs", "str {1:x}", out(reg) cs, out(reg) tr, options(nomem, nostack, preserves_flags));
+        asm!("str {0:x}", out(reg) tr, options(nomem, nostack, preserves_flags));
     }
-    (cs, tr)
+    (CS::get_reg().0, tr)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_and_data_descriptors_are_flat_ring0_long_mode() {
+        // Present (47), DPL 0 (46:45), code/data (44), L (53) for code only, limit 0xfffff.
+        assert_eq!(CODE64 & (1 << 47 | 3 << 45 | 1 << 44), 1 << 47 | 1 << 44);
+        assert_ne!(CODE64 & (1 << 53), 0);
+        assert_ne!(CODE64 & (1 << 43), 0, "code is executable");
+        assert_eq!(DATA & (1 << 43 | 1 << 53), 0, "data is not code");
+        assert_ne!(DATA & (1 << 41), 0, "data is writable");
+    }
 
     #[test]
     fn tss_descriptor_encodes_base_and_limit() {

@@ -1,5 +1,10 @@
 //! The Interrupt Descriptor Table: 256 interrupt gates to the stubs of `cpu::vectors`.
 //!
+//! The gates are encoded here rather than with the `x86_64` crate's `InterruptDescriptorTable`,
+//! whose typed handlers need the unstable `x86-interrupt` ABI: Vigil's handlers are the
+//! assembly stubs of `cpu::vectors`, which save every register themselves. LIDT and the
+//! table pointer come from the crate.
+//!
 //! Every vector has a gate (an unexpected vector gets a report rather than a triple
 //! fault); #DF, NMI and #MC switch to their IST stacks.
 
@@ -82,13 +87,6 @@ extern "C" {
     static vigil_vector_table: [u64; 256];
 }
 
-#[cfg(target_os = "none")]
-#[repr(C, packed)]
-struct Idtr {
-    limit: u16,
-    base: u64,
-}
-
 /// Fills the IDT from the stub table and loads it.
 ///
 /// # Safety
@@ -97,7 +95,8 @@ struct Idtr {
 #[cfg(target_os = "none")]
 pub unsafe fn load() {
     use super::gdt::KERNEL_CS;
-    use core::arch::asm;
+    use x86_64::structures::DescriptorTablePointer;
+    use x86_64::VirtAddr;
     // SAFETY: nothing reads the IDT before `lidt` below (caller: once, at boot), and the
     // stub table is a read-only array of 256 addresses defined in cpu/vectors.rs.
     unsafe {
@@ -107,12 +106,12 @@ pub unsafe fn load() {
             *gate = Gate::interrupt(handler, KERNEL_CS, ist_for_vector(v as u8));
         }
     }
-    let idtr = Idtr {
+    let idtr = DescriptorTablePointer {
         limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
-        base: IDT.0.get() as u64,
+        base: VirtAddr::new(IDT.0.get() as u64),
     };
     // SAFETY: the IDT is fully initialised with gates to valid handlers.
-    unsafe { asm!("lidt [{}]", in(reg) &idtr, options(readonly, nostack, preserves_flags)) };
+    unsafe { x86_64::instructions::tables::lidt(&idtr) };
 }
 
 /// A copy of the gate for `vector` (for the in-kernel tests).

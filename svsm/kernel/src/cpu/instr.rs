@@ -1,10 +1,20 @@
 //! Small safe or narrowly unsafe wrappers around privileged instructions.
 //!
-//! Each wrapper holds one instruction. Reads that cannot break memory safety are safe
-//! functions; writes that change the address space or descriptor tables are `unsafe` and
-//! state what the caller must guarantee.
+//! The architectural ones (port I/O, MSRs, control registers, TLB, HLT) come from the
+//! `x86_64` crate; what it lacks is written here by hand: CPUID (from `core::arch`) and
+//! the SEV-SNP instructions (VMGEXIT; PVALIDATE, RMPADJUST and RMPQUERY join it with the
+//! SNP backend). Reads that cannot break memory safety are safe functions; writes that
+//! change the address space or descriptor tables are `unsafe` and state what the caller
+//! must guarantee. The functions keep plain `u64`/`u16` signatures so that their callers
+//! (fault reports, page-table loading, the emulated platform) stay as they were.
 
 use core::arch::asm;
+
+use x86_64::instructions::port::Port;
+use x86_64::registers::control::{Cr0, Cr2, Cr3, Cr4};
+use x86_64::registers::model_specific::Msr;
+use x86_64::structures::paging::PhysFrame;
+use x86_64::{PhysAddr, VirtAddr};
 
 /// Writes a byte to an I/O port.
 ///
@@ -13,30 +23,24 @@ use core::arch::asm;
 pub fn outb(port: u16, value: u8) {
     // SAFETY: an I/O write touches no memory and does not change register state Rust
     // relies on.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { Port::<u8>::new(port).write(value) }
 }
 
 /// Writes a 32-bit value to an I/O port.
 pub fn outl(port: u16, value: u32) {
     // SAFETY: as for `outb`.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { Port::<u32>::new(port).write(value) }
 }
 
 /// Reads a byte from an I/O port.
 pub fn inb(port: u16) -> u8 {
-    let v: u8;
-    // SAFETY: an I/O read touches no memory.
-    unsafe {
-        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    v
+    // SAFETY: an I/O read touches no memory (the devices read are named at the callers).
+    unsafe { Port::<u8>::new(port).read() }
 }
 
-/// Executes CPUID for `leaf`/`subleaf`, returning (eax, ebx, ecx, edx).
+/// Executes CPUID for `leaf`/`subleaf`, returning (eax, ebx, ecx, edx). Not wrapped by
+/// the `x86_64` crate; under SEV-ES/SNP it raises #VC, so only the native platform runs
+/// it (`platform::native`).
 pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
     let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
     (r.eax, r.ebx, r.ecx, r.edx)
@@ -47,12 +51,8 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
 /// # Safety
 /// The MSR must exist on this CPU (reading an absent MSR raises #GP).
 pub unsafe fn rdmsr(msr: u32) -> u64 {
-    let (lo, hi): (u32, u32);
     // SAFETY: the caller guarantees the MSR exists; RDMSR only reads.
-    unsafe {
-        asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    }
-    (u64::from(hi) << 32) | u64::from(lo)
+    unsafe { Msr::new(msr).read() }
 }
 
 /// Writes a model-specific register.
@@ -62,42 +62,28 @@ pub unsafe fn rdmsr(msr: u32) -> u64 {
 /// (e.g. clearing EFER.LME or NXE).
 pub unsafe fn wrmsr(msr: u32, value: u64) {
     // SAFETY: forwarded to the caller.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
-             options(nostack, preserves_flags))
-    }
+    unsafe { Msr::new(msr).write(value) }
 }
 
 /// Reads CR0.
 pub fn read_cr0() -> u64 {
-    let v: u64;
-    // SAFETY: reading a control register has no side effect.
-    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    Cr0::read_raw()
 }
 
 /// Reads CR2 (the faulting address of the last page fault).
 pub fn read_cr2() -> u64 {
-    let v: u64;
-    // SAFETY: reading a control register has no side effect.
-    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    Cr2::read_raw()
 }
 
-/// Reads CR3.
+/// Reads CR3 (the PML4 address and the low flag/PCID bits, as the register holds them).
 pub fn read_cr3() -> u64 {
-    let v: u64;
-    // SAFETY: reading a control register has no side effect.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    let (frame, low) = Cr3::read_raw();
+    frame.start_address().as_u64() | u64::from(low)
 }
 
 /// Reads CR4.
 pub fn read_cr4() -> u64 {
-    let v: u64;
-    // SAFETY: reading a control register has no side effect.
-    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    Cr4::read_raw()
 }
 
 /// Writes CR3 (switches the address space and flushes non-global TLB entries).
@@ -106,8 +92,9 @@ pub fn read_cr4() -> u64 {
 /// `pml4` must be the physical address of a valid PML4 that maps all code, data and the
 /// current stack at the addresses they are used at.
 pub unsafe fn write_cr3(pml4: u64) {
-    // SAFETY: forwarded to the caller.
-    unsafe { asm!("mov cr3, {}", in(reg) pml4, options(nostack, preserves_flags)) }
+    let frame = PhysFrame::containing_address(PhysAddr::new(pml4 & !0xfff));
+    // SAFETY: forwarded to the caller; the low 12 bits (PWT/PCD/PCID) are kept.
+    unsafe { Cr3::write_raw(frame, (pml4 & 0xfff) as u16) }
 }
 
 /// Writes CR4.
@@ -116,13 +103,12 @@ pub unsafe fn write_cr3(pml4: u64) {
 /// The new value must keep PAE set and must not enable features the code cannot handle.
 pub unsafe fn write_cr4(v: u64) {
     // SAFETY: forwarded to the caller.
-    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) }
+    unsafe { Cr4::write_raw(v) }
 }
 
 /// Invalidates the TLB entry for one page.
 pub fn invlpg(addr: u64) {
-    // SAFETY: INVLPG only drops a cached translation; the next access re-walks the tables.
-    unsafe { asm!("invlpg [{}]", in(reg) addr, options(nostack, preserves_flags)) }
+    x86_64::instructions::tlb::flush(VirtAddr::new_truncate(addr));
 }
 
 /// VMGEXIT (`rep vmmcall`): hands control to the host under SEV-ES/SNP, which reads
@@ -137,6 +123,5 @@ pub fn vmgexit() {
 
 /// Halts until the next interrupt (with interrupts off: forever, bar NMI/SMI).
 pub fn hlt() {
-    // SAFETY: HLT has no memory effect.
-    unsafe { asm!("hlt", options(nomem, nostack, preserves_flags)) }
+    x86_64::instructions::hlt();
 }

@@ -14,10 +14,15 @@ mod vectors;
 #[cfg(target_os = "none")]
 pub fn init() {
     use crate::mm::layout::Stack;
+    use x86_64::VirtAddr;
     let mut t = tss::Tss::new();
-    t.ist[usize::from(tss::IST_DOUBLE_FAULT - 1)] = Stack::DoubleFault.top();
-    t.ist[usize::from(tss::IST_NMI - 1)] = Stack::Nmi.top();
-    t.ist[usize::from(tss::IST_MACHINE_CHECK - 1)] = Stack::MachineCheck.top();
+    for (slot, stack) in [
+        (tss::IST_DOUBLE_FAULT, Stack::DoubleFault),
+        (tss::IST_NMI, Stack::Nmi),
+        (tss::IST_MACHINE_CHECK, Stack::MachineCheck),
+    ] {
+        t.interrupt_stack_table[usize::from(slot - 1)] = VirtAddr::new(stack.top());
+    }
     // SAFETY: boot CPU, interrupts off, called once from kernel_main before anything
     // else uses the TSS, GDT or IDT; the TSS is a static that lives forever.
     unsafe {

@@ -14,46 +14,11 @@ pub const IST_NMI: u8 = 2;
 /// IST slot for machine checks.
 pub const IST_MACHINE_CHECK: u8 = 3;
 
-/// The hardware TSS layout (AMD APM vol. 2, "64-bit TSS format").
-#[derive(Clone, Copy, Debug)]
-#[repr(C, packed(4))]
-pub struct Tss {
-    reserved0: u32,
-    /// Stack pointers for privilege levels 0-2 (unused: Vigil has no ring 3 yet).
-    pub rsp: [u64; 3],
-    reserved1: u64,
-    /// IST1..IST7.
-    pub ist: [u64; 7],
-    reserved2: u64,
-    reserved3: u16,
-    /// Offset of the I/O permission bitmap; beyond the limit = no bitmap.
-    pub iomap_base: u16,
-}
+/// The hardware TSS layout (AMD APM vol. 2, "64-bit TSS format"), from the `x86_64`
+/// crate: `interrupt_stack_table[n - 1]` is ISTn.
+pub type Tss = x86_64::structures::tss::TaskStateSegment;
 
 const _: () = assert!(core::mem::size_of::<Tss>() == 104);
-const _: () = assert!(core::mem::offset_of!(Tss, ist) == 36);
-const _: () = assert!(core::mem::offset_of!(Tss, iomap_base) == 102);
-
-impl Tss {
-    /// A TSS with no stacks and no I/O bitmap.
-    pub const fn new() -> Self {
-        Tss {
-            reserved0: 0,
-            rsp: [0; 3],
-            reserved1: 0,
-            ist: [0; 7],
-            reserved2: 0,
-            reserved3: 0,
-            iomap_base: core::mem::size_of::<Tss>() as u16,
-        }
-    }
-}
-
-impl Default for Tss {
-    fn default() -> Self {
-        Self::new()
-    }
-}
 
 /// The one TSS (single vCPU for now; SMP adds one per CPU).
 pub struct TssCell(UnsafeCell<Tss>);
@@ -63,6 +28,9 @@ unsafe impl Sync for TssCell {}
 
 /// The TSS static.
 pub static TSS: TssCell = TssCell(UnsafeCell::new(Tss::new()));
+
+/// The TSS's limit for its descriptor (104 bytes, no I/O bitmap).
+pub const TSS_LIMIT: u32 = core::mem::size_of::<Tss>() as u32 - 1;
 
 impl TssCell {
     /// Address for the TSS descriptor.

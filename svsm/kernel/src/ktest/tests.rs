@@ -302,13 +302,13 @@ fn descriptor_tables_and_ist(_: &Ctx<'_>) -> TestResult {
         "CS {cs:#x} TR {tr:#x}"
     );
     let t = tss::TSS.get();
-    let ist = t.ist;
+    let ist = t.interrupt_stack_table;
     for (slot, stack) in [
         (tss::IST_DOUBLE_FAULT, Stack::DoubleFault),
         (tss::IST_NMI, Stack::Nmi),
         (tss::IST_MACHINE_CHECK, Stack::MachineCheck),
     ] {
-        let got = ist[usize::from(slot - 1)];
+        let got = ist[usize::from(slot - 1)].as_u64();
         kassert!(
             got == stack.top(),
             "IST{slot} = {got:#x}, expected top of {}",

@@ -13,18 +13,22 @@
 //! heap-allocated pool with a made-up base address and in the kernel on the .bss pool
 //! (which is identity-mapped, so a table's physical address is also where it is read).
 
+use x86_64::structures::paging::PageTableFlags as F;
+
 use super::address::{PhysAddr, VirtAddr, PAGE_SIZE};
 
+// The entry bits are the `x86_64` crate's (APM vol. 2, 5.3.3 and 5.4.1); the tables
+// themselves stay plain `u64` arrays so that the builder runs on the host unchanged.
 /// Present.
-pub const PTE_PRESENT: u64 = 1 << 0;
+pub const PTE_PRESENT: u64 = F::PRESENT.bits();
 /// Writable.
-pub const PTE_WRITABLE: u64 = 1 << 1;
+pub const PTE_WRITABLE: u64 = F::WRITABLE.bits();
 /// User-accessible (never set by this kernel).
-pub const PTE_USER: u64 = 1 << 2;
+pub const PTE_USER: u64 = F::USER_ACCESSIBLE.bits();
 /// Large page (in a PD or PDPT entry).
-pub const PTE_HUGE: u64 = 1 << 7;
+pub const PTE_HUGE: u64 = F::HUGE_PAGE.bits();
 /// No-execute (needs EFER.NXE).
-pub const PTE_NX: u64 = 1 << 63;
+pub const PTE_NX: u64 = F::NO_EXECUTE.bits();
 /// Physical-address bits of an entry.
 pub const PTE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 

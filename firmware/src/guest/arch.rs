@@ -1,42 +1,42 @@
 //! The instructions the test guest needs, each in one small function: port I/O, WRMSR,
 //! RDTSC, RDRAND, HLT, the VMGEXIT of an SVSM call, descriptor tables, and a probe that
-//! touches memory and reports the fault instead of dying.
+//! touches memory and reports the fault instead of dying. The architectural ones (ports,
+//! MSRs, control registers, HLT, LGDT/LIDT and descriptor encodings) come from the
+//! `x86_64` crate; VMGEXIT, the probes and RDRAND (whose `x86_64` wrapper runs CPUID,
+//! an exit to Vigil) are written here.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::instructions::port::Port;
+use x86_64::registers::control::{Cr0, Cr3, Cr4};
+use x86_64::registers::model_specific::Msr;
+use x86_64::structures::gdt::DescriptorFlags;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
 
 use svsm_abi::calling_area::SvsmRegs;
 use vigil_firmware::{ghcb_run_vmpl, Transport, MSR_GHCB};
 
 pub fn outb(port: u16, v: u8) {
     // SAFETY: port I/O touches no memory.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { Port::<u8>::new(port).write(v) }
 }
 
 pub fn outl(port: u16, v: u32) {
     // SAFETY: port I/O touches no memory.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
-    }
+    unsafe { Port::<u32>::new(port).write(v) }
 }
 
 pub fn inb(port: u16) -> u8 {
-    let v: u8;
     // SAFETY: port I/O touches no memory.
-    unsafe {
-        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    }
-    v
+    unsafe { Port::<u8>::new(port).read() }
 }
 
 pub fn wrmsr(msr: u32, v: u64) {
     // SAFETY: the only MSR written is the GHCB MSR, which changes no state this program
     // relies on; Vigil virtualises it.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32, options(nostack, preserves_flags))
-    }
+    unsafe { Msr::new(msr).write(v) }
 }
 
 pub fn rdtsc() -> u64 {
@@ -59,28 +59,20 @@ pub fn rdrand() -> u64 {
     v ^ rdtsc()
 }
 
+/// HLT: Vigil intercepts it (a yield to the other vCPU).
 pub fn hlt() {
-    // SAFETY: HLT has no memory effect; Vigil intercepts it (a yield to the other vCPU).
-    unsafe { asm!("hlt", options(nomem, nostack, preserves_flags)) }
+    x86_64::instructions::hlt();
 }
 
 pub fn cr0() -> u64 {
-    let v: u64;
-    // SAFETY: reading a control register has no side effect.
-    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    Cr0::read_raw()
 }
 pub fn cr3() -> u64 {
-    let v: u64;
-    // SAFETY: as above.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    let (frame, low) = Cr3::read_raw();
+    frame.start_address().as_u64() | u64::from(low)
 }
 pub fn cr4() -> u64 {
-    let v: u64;
-    // SAFETY: as above.
-    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) }
-    v
+    Cr4::read_raw()
 }
 
 /// Volatile byte/word access to guest memory by address (the guest is identity mapped).
@@ -137,17 +129,15 @@ pub static GUEST_RECOVER: AtomicU64 = AtomicU64::new(0);
 
 #[repr(C, align(16))]
 struct Gdt([u64; 3]);
-static GDT: Gdt = Gdt([0, 0x00af_9b00_0000_ffff, 0x00cf_9300_0000_ffff]);
+static GDT: Gdt = Gdt([
+    0,
+    DescriptorFlags::KERNEL_CODE64.bits(),
+    DescriptorFlags::KERNEL_DATA.bits(),
+]);
 
 #[repr(C, align(16))]
 struct Idt([AtomicU64; 64]);
 static IDT: Idt = Idt([const { AtomicU64::new(0) }; 64]);
-
-#[repr(C, packed)]
-struct Dtr {
-    limit: u16,
-    base: u64,
-}
 
 extern "C" {
     fn guest_exc_6();
@@ -166,19 +156,19 @@ pub fn init_tables() {
         IDT.0[v * 2].store(lo, Ordering::Relaxed);
         IDT.0[v * 2 + 1].store(h >> 32, Ordering::Relaxed);
     }
-    let g = Dtr {
+    let g = DescriptorTablePointer {
         limit: 23,
-        base: &GDT as *const Gdt as u64,
+        base: VirtAddr::new(&GDT as *const Gdt as u64),
     };
-    let i = Dtr {
+    let i = DescriptorTablePointer {
         limit: (64 * 8 - 1) as u16,
-        base: &IDT as *const Idt as u64,
+        base: VirtAddr::new(&IDT as *const Idt as u64),
     };
     // SAFETY: both tables are statics that live forever; the GDT's code selector 0x08
     // and data selector 0x10 match the segments the guest already runs with.
     unsafe {
-        asm!("lgdt [{}]", in(reg) &g, options(nostack, preserves_flags));
-        asm!("lidt [{}]", in(reg) &i, options(nostack, preserves_flags));
+        x86_64::instructions::tables::lgdt(&g);
+        x86_64::instructions::tables::lidt(&i);
     }
 }
 

@@ -95,6 +95,9 @@ checks! {
     SVSM_VMPL = "svsm.vmpl", "the report was requested at VMPL0, by the SVSM", "--nonce with --manifest";
     SVSM_MANIFEST = "svsm.manifest", "the manifest parses strictly: regions tile the bytes after the table, distinct GUIDs, Vigil's entry a version-1 64-byte record", "--nonce with --manifest";
     SVSM_EVENT_LOG = "svsm.event_log", "replaying the log gives the head the manifest binds; a following record is this ATTEST call's; counts the refused guest accesses bound", "--event-log (skip without it)";
+    SVSM_PROTECTION = "svsm.protection", "the protection records the head binds are ones Vigil writes (at most one successful lock, its ranges sorted, counted and of known kinds); names the locked ranges and the text SHA-384, or says the guest never locked", "an event log that passed svsm.event_log";
+    POLICY_LOCKED_TEXT = "policy.locked_text", "the guest locked its text with Vigil's protection protocol (a successful PROTECT_LOCK among the records the head binds); fails without a bound log", "policy require_locked_text = true";
+    POLICY_TEXT_DIGEST = "policy.text_digest", "the locked text's SHA-384 is in text_digests; fails if the guest never locked or without a bound log", "policy text_digests";
     REFS = "refs", "reference values were given (this line appears only as a skip)", "no --refs";
     REFS_MEASUREMENT = "refs.measurement", "MEASUREMENT = the refs' launch_digest (skip for native refs)", "--refs";
     REFS_POLICY = "refs.policy", "guest POLICY = the refs' policy", "--refs";

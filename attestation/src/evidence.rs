@@ -19,6 +19,7 @@ use svsm_abi::report::AttestationReport;
 use zerocopy::{FromBytes, IntoBytes};
 
 use crate::catalog as cat;
+use crate::policy::Policy;
 use crate::verify::{Ctx, Evidence};
 
 /// Reference values written by `vigil-igvm refs` (schema "vigil-refs/1"); unknown
@@ -239,10 +240,12 @@ pub fn parse_manifest_strict(m: &[u8]) -> Result<ParsedManifest, ManifestError> 
 }
 
 /// Runs the SVSM-evidence and reference-value checks.
-pub(crate) fn checks(cx: &mut Ctx, r: &AttestationReport, ev: &Evidence) {
+pub(crate) fn checks(cx: &mut Ctx, r: &AttestationReport, ev: &Evidence, policy: &Policy) {
     let manifest = binding(cx, r, ev);
     let vigil = manifest.as_ref().and_then(|p| p.vigil);
-    let launch = event_log_check(cx, r, ev.event_log.as_deref(), vigil);
+    let (log_ok, launch) = event_log_check(cx, r, ev.event_log.as_deref(), vigil);
+    let bound = vigil.filter(|_| log_ok).map(|v| v.record_count);
+    crate::protection::checks(cx, ev.event_log.as_deref(), bound, policy);
     match &ev.refs {
         Some(refs) => refs_checks(cx, r, refs, vigil, launch),
         None => cx.skip(cat::REFS, "no --refs given"),
@@ -365,14 +368,14 @@ fn replay(log: &[u8], v: &VigilServiceData) -> Result<Replay, event_log::LogErro
 
 /// `svsm.event_log`: the head covers records 0..record_count-1; record number
 /// record_count, if present, is the ATTEST call's own record (docs/protocols.md), which
-/// must carry this report's REPORT_DATA; later records are not bound. Returns the
-/// launch record's payload, if the log passed.
+/// must carry this report's REPORT_DATA; later records are not bound. Returns whether
+/// the log passed and the launch record's payload, if it did.
 fn event_log_check(
     cx: &mut Ctx,
     r: &AttestationReport,
     log: Option<&[u8]>,
     vigil: Option<VigilServiceData>,
-) -> Option<LaunchPayload> {
+) -> (bool, Option<LaunchPayload>) {
     let d = cat::SVSM_EVENT_LOG;
     let (log, v) = match (log, vigil) {
         (Some(l), Some(v)) => (l, v),
@@ -381,25 +384,25 @@ fn event_log_check(
                 d,
                 "event log given but no valid manifest with a Vigil entry to compare it with",
             );
-            return None;
+            return (false, None);
         }
         (None, Some(_)) => {
             cx.skip(
                 d,
                 "manifest has a Vigil entry; no --event-log given to replay",
             );
-            return None;
+            return (false, None);
         }
         (None, None) => {
             cx.skip(d, "no --event-log given");
-            return None;
+            return (false, None);
         }
     };
     let rp = match replay(log, &v) {
         Ok(rp) => rp,
         Err(e) => {
             cx.fail(d, format!("event log: {e:?}"));
-            return None;
+            return (false, None);
         }
     };
     let (n, refused) = (rp.records, rp.refused);
@@ -408,7 +411,7 @@ fn event_log_check(
             d,
             format!("log has {n} records, the manifest binds {}", v.record_count),
         );
-        return None;
+        return (false, None);
     };
     if h != v.log_head {
         cx.fail(
@@ -420,7 +423,7 @@ fn event_log_check(
                 hex::encode(v.log_head)
             ),
         );
-        return None;
+        return (false, None);
     }
     match rp.attest {
         None => cx.pass(d, format!("replayed {n} records; head {} = manifest; {refused} refused guest access(es) bound", hex::encode(&h[..8]))),
@@ -430,10 +433,10 @@ fn event_log_check(
         )),
         Some(_) => {
             cx.fail(d, format!("record {} (after the bound head) is not an ATTEST record carrying this report's REPORT_DATA", v.record_count));
-            return None;
+            return (false, None);
         }
     }
-    rp.launch
+    (true, rp.launch)
 }
 
 /// `refs.*`: the reference values of `vigil-igvm refs` against the report, the

@@ -17,6 +17,7 @@ pub mod oids;
 pub mod output;
 pub mod policy;
 pub mod product;
+pub mod protection;
 pub mod report;
 pub mod roots;
 pub mod test_chain;

@@ -106,6 +106,12 @@ pub struct Policy {
     pub vlek_csp_ids: Option<Vec<String>>,
     /// Allowed products.
     pub products: Option<Vec<String>>,
+    /// Require a guest that locked its text with Vigil's protection protocol (a
+    /// successful PROTECT_LOCK record the event log's head binds).
+    pub require_locked_text: Option<bool>,
+    /// Allowed SHA-384 digests of the locked text (96 hex each); a guest that never
+    /// locked fails.
+    pub text_digests: Option<Vec<String>>,
 }
 
 /// A policy-file problem, naming the field.
@@ -251,6 +257,9 @@ impl Policy {
         }
         for d in self.author_key_digests.iter().flatten() {
             hex_field("author_key_digests", d, 48)?;
+        }
+        for d in self.text_digests.iter().flatten() {
+            hex_field("text_digests", d, 48)?;
         }
         for v in self.vmpl.iter().flatten() {
             if *v > 3 {

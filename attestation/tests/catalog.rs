@@ -46,6 +46,8 @@ current_mit_vector_required = "0x1"
 require_id_block = true
 id_key_digests = ["__48"]
 author_key_digests = ["__48"]
+require_locked_text = true
+text_digests = ["__48"]
 [min_tcb.Genoa]
 bl = 1
 "#;

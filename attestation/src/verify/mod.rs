@@ -266,7 +266,7 @@ impl Verifier {
         }
         let layout = product.unwrap_or(Product::Milan).tcb_layout();
         crate::checks::policy_checks(&mut cx, &r, product, layout, &opt.policy);
-        evidence::checks(&mut cx, &r, ev);
+        evidence::checks(&mut cx, &r, ev, &opt.policy);
         let verified = cx.checks.iter().all(|c| c.status != Status::Fail);
         Outcome {
             verdict: if verified { "verified" } else { "rejected" },

@@ -2,7 +2,7 @@
 //! (console output, ending the run, CPUID, which CPU is running), chosen once at boot.
 //!
 //! Why a seam here and not only the monitor's `Platform` trait: on SEV-ES and SEV-SNP
-//! a port access or a CPUID instruction raises #VC (GHCB spec #56421, section 4:
+//! a port access or a CPUID instruction raises #VC (APM vol. 2 15.35; GHCB spec #56421,
 //! non-automatic exits), so the kernel must know which machine it is on *before* it
 //! prints its banner. [`select`] therefore asks the machine exactly one question first,
 //! SEV_STATUS (`detect::choose`), and only on a machine without SEV-ES or SNP goes on to
@@ -82,7 +82,8 @@ pub fn exit(code: ExitCode) -> ! {
 /// SEV-ES nothing is installed and nothing may touch a port or run CPUID.
 #[cfg(target_os = "none")]
 pub fn select() -> BootChoice {
-    let choice = detect::choose(read_sev_status, crate::cpu::instr::cpuid);
+    // CPUID runs (through the native backend) only if `choose` finds neither SEV-ES nor SNP.
+    let choice = detect::choose(read_sev_status, |leaf, sub| native::NATIVE.cpuid(leaf, sub));
     if matches!(
         choice,
         BootChoice::Native(_) | BootChoice::SevWithoutEs { .. }

@@ -277,3 +277,42 @@ fn text_digests_in_the_policy_are_96_hex_digits() {
     assert!(e.to_string().contains("text_digests"), "{e}");
     assert!(Policy::from_toml("require_locked_text = 1").is_err());
 }
+
+/// Evidence of a protected guest written by the monitor's simulated machine
+/// (testdata/sim-evidence-protect/README.md): the verifier reads the lock Vigil wrote,
+/// and the text digest equals the one computed apart from Vigil (Python hashlib over the
+/// pages the README describes).
+#[test]
+fn evidence_of_a_protected_sim_guest_names_its_lock() {
+    const WANT: &str = "1a107639256a0de851c68bf1bb215196c81408d103ac8ee01b70a407db7d2364d13137d0c34c9fb8e2b8d15085d41f03";
+    let d = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/sim-evidence-protect");
+    let f = |n: &str| read(&format!("{d}/{n}"));
+    let nonce = hex::decode(String::from_utf8(f("nonce.hex")).unwrap().trim()).unwrap();
+    for log in ["log.bin", "log-full.bin"] {
+        let ev = Evidence {
+            report: f("report.bin"),
+            certs: test_chain(),
+            nonce: Some(nonce.clone()),
+            manifest: Some(f("manifest.bin")),
+            event_log: Some(f(log)),
+            ..Default::default()
+        };
+        let policy = format!("require_locked_text = true\ntext_digests = [\"{WANT}\"]");
+        let opt = Options {
+            policy: Policy::from_toml(&policy).unwrap(),
+            ..opts(true)
+        };
+        let o = Verifier::new(TrustStore::builtin().unwrap()).verify(&ev, &opt);
+        for c in &o.checks {
+            assert_ne!(c.status, Status::Fail, "{log}: {}: {}", c.name, c.detail);
+        }
+        let (s, d) = status(&o, "svsm.protection");
+        assert_eq!(s, Status::Pass);
+        assert!(
+            d.contains("text 0x30000-0x34000, 4 page(s); rodata 0x40000-0x42000, 2 page(s)"),
+            "{d}"
+        );
+        assert!(d.contains(WANT), "{d}");
+        assert_eq!(status(&o, "policy.text_digest").0, Status::Pass);
+    }
+}

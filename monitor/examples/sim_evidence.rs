@@ -1,6 +1,9 @@
 //! Writes the evidence of a simulated run for `vigil-verify`: the guest validates
 //! memory, starts a vCPU and asks for attestation with a nonce; the report (signed by
 //! the TEST VCEK), the services manifest, the nonce and the event log go to a folder.
+//! With `--protect` the guest first declares 4 pages of text at 0x30000 (each page
+//! filled with its page number and the text "vigil sim kernel text") and 2 pages of
+//! read-only data at 0x40000, and locks them (Vigil protection protocol).
 //!
 //! ```text
 //! cargo run -p monitor --example sim_evidence -- --out /tmp/ev
@@ -28,6 +31,38 @@ struct Args {
     /// Nonce, as text.
     #[arg(long, default_value = "vigil sim evidence nonce")]
     nonce: String,
+    /// Declare and lock a kernel text and read-only range before attesting.
+    #[arg(long)]
+    protect: bool,
+}
+
+/// The `--protect` session: text pages with known contents, declared and locked.
+fn protect(vm: &mut SimVm) -> Result<(), Box<dyn std::error::Error>> {
+    use monitor::sim::protect_calls::range;
+    use svsm_abi::protect_protocol::range_kind;
+    for i in 0..4u64 {
+        let mut page = [0u8; 4096];
+        for (j, chunk) in page.chunks_mut(32).enumerate() {
+            chunk[..21].copy_from_slice(b"vigil sim kernel text");
+            chunk[21] = i as u8;
+            chunk[22] = j as u8;
+        }
+        vm.guest_write(Gpa(0x30000 + i * 4096), &page)
+            .map_err(|e| format!("{e:?}"))?;
+    }
+    let ranges = [
+        range(0x30000, 4, range_kind::TEXT),
+        range(0x40000, 2, range_kind::RODATA),
+    ];
+    let rax = vm.protect_declare(&ranges);
+    if rax != 0 {
+        return Err(format!("DECLARE: {rax:#x}").into());
+    }
+    let rax = vm.protect_lock();
+    if rax != 0 {
+        return Err(format!("LOCK: {rax:#x}").into());
+    }
+    Ok(())
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (_, r) = vm.call(SvsmRegs::rax_for(0, 2), 0x10000, 0x11000, 1);
     if r.rax != 0 {
         return Err(format!("CREATE_VCPU: {:#x}", r.rax).into());
+    }
+    if a.protect {
+        protect(&mut vm)?;
     }
     let nonce = a.nonce.as_bytes();
     vm.guest_write(Gpa(0x21000), nonce)

@@ -413,3 +413,24 @@ fn core_calls_cannot_take_or_write_locked_pages() {
     assert_eq!(v.state_digest(), before);
     check(&v).unwrap();
 }
+
+/// The figure docs/trap-set.md gives for the protocol's cost: on the sim, each
+/// protection call is the two run-VMPL exits of any SVSM call (there and back) and
+/// nothing else; LOCK's RMPADJUSTs never exit to the host.
+#[test]
+fn the_protection_costs_two_run_vmpl_exits_per_call_and_no_other_exit() {
+    let mut v = vm();
+    let before = v.mach().exits;
+    assert_eq!(v.protect_declare(&kernel()), SUCCESS);
+    assert_eq!(v.protect_lock(), SUCCESS);
+    assert_eq!(v.protect_query().rax, SUCCESS);
+    let after = v.mach().exits;
+    assert_eq!(after.run_vmpl - before.run_vmpl, 6);
+    assert_eq!(after.total() - before.total(), 6);
+    // After the lock, the guest's own accesses cost nothing: the RMP checks them.
+    let t = v.mach().exits.total();
+    assert!(v.guest_exec(Gpa(TEXT), true).is_ok());
+    assert!(v.guest_write(Gpa(DATA), &[1]).is_ok());
+    assert_eq!(v.mach().exits.total(), t);
+    check(&v).unwrap();
+}

@@ -44,6 +44,7 @@ fn main() {
                 }
                 total.calls += s.calls;
                 total.refused += s.refused;
+                total.locks += s.locks;
                 for (x, y) in total.ok.iter_mut().zip(s.ok) {
                     *x += y;
                 }
@@ -70,8 +71,8 @@ fn main() {
         total.steps, total.vms, total.calls, total.refused, total.terminations, secs
     );
     println!(
-        "soak: successful PVALIDATE {} CREATE_VCPU {} DELETE_VCPU {} DEPOSIT_MEM {} WITHDRAW_MEM {} REMAP_CA {} ATTEST {}",
-        total.ok[0], total.ok[1], total.ok[2], total.ok[3], total.ok[4], total.ok[5], total.ok[6]
+        "soak: successful PVALIDATE {} CREATE_VCPU {} DELETE_VCPU {} DEPOSIT_MEM {} WITHDRAW_MEM {} REMAP_CA {} ATTEST {} PROTECT_LOCK {}",
+        total.ok[0], total.ok[1], total.ok[2], total.ok[3], total.ok[4], total.ok[5], total.ok[6], total.locks
     );
     println!(
         "soak: terminations: host inconsistent {} host refused {} guest request failed {} Vigil memory lost {}",

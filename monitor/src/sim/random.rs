@@ -2,6 +2,7 @@
 //! fuzzers. A step is four raw numbers; [`apply`] turns them into one action on a
 //! [`SimVm`] built with [`super::vm::SimConfig::small`], biased towards the addresses
 //! that matter (page and 2 MiB boundaries, Vigil's memory, the calling area, VMSAs).
+//! Step 13 also drives the protection protocol (declare, lock, query, unlock).
 use super::hypervisor::HostMode;
 use super::machine::Race;
 use super::vm::{SimVm, BOOT_APIC, LIST_PAGE};
@@ -237,6 +238,9 @@ pub fn apply(vm: &mut SimVm, s: Step) {
                 0,
             );
             vm.call(core(call::CONFIGURE_VTOM), s.c, 0, 0);
+            if s.a % 2 == 1 {
+                protect_step(vm, s);
+            }
         }
         14 => {
             // Attestation: signing is the slowest step, so it is rarer (unless the host
@@ -312,6 +316,46 @@ pub fn apply(vm: &mut SimVm, s: Step) {
     }
 }
 
+/// A protection-protocol call: declare ranges in [256 KiB, 512 KiB) of the launch
+/// image (clear of the calling area, the list page, the VMSA candidates and the
+/// attestation buffers, so that locking them leaves the other calls their pages),
+/// sometimes of an unknown kind, half the time locked at once; lock; query; unlock.
+fn protect_step(vm: &mut SimVm, s: Step) {
+    use super::protect_calls::range;
+    use svsm_abi::protect_protocol::call as pcall;
+    match s.b % 4 {
+        0 | 1 => {
+            let n = 1 + (s.c >> 20) % 2;
+            let ranges: std::vec::Vec<_> = (0..n)
+                .map(|i| {
+                    let x = s.c.rotate_left(i as u32 * 23);
+                    let kind = if x.is_multiple_of(17) {
+                        3
+                    } else {
+                        1 + ((x >> 12) & 1) as u32
+                    };
+                    range((0x40 + x % 0x40) << 12, 1 + ((x >> 8) % 4) as u32, kind)
+                })
+                .collect();
+            // The usual guest flow: declare, then lock at once (half the time).
+            if vm.protect_declare(&ranges) == 0 && (s.c >> 30) & 1 == 0 {
+                let _ = vm.protect_lock();
+            }
+        }
+        2 => {
+            let _ = vm.protect_lock();
+        }
+        _ => {
+            let c = if s.c.is_multiple_of(2) {
+                pcall::QUERY
+            } else {
+                pcall::UNLOCK
+            };
+            let _ = vm.protect_call(c, s.c);
+        }
+    }
+}
+
 /// Summary of a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RunSummary {
@@ -331,6 +375,8 @@ pub struct RunSummary {
     pub ok: [u64; 7],
     /// Refused calls (non-zero result).
     pub refused: u64,
+    /// Successful protection locks (PROTECT_LOCK with result 0).
+    pub locks: u64,
 }
 
 impl RunSummary {
@@ -348,6 +394,9 @@ impl RunSummary {
                 kind::ATTEST => 6,
                 _ => 7,
             };
+            if h.kind == kind::PROTECT_LOCK && h.result == 0 {
+                self.locks += 1;
+            }
             if h.result != 0 {
                 self.refused += 1;
             } else if let Some(x) = self.ok.get_mut(slot) {

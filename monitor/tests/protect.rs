@@ -434,3 +434,53 @@ fn the_protection_costs_two_run_vmpl_exits_per_call_and_no_other_exit() {
     assert_eq!(v.mach().exits.total(), t);
     check(&v).unwrap();
 }
+
+#[test]
+fn a_2m_page_gets_the_rule_at_2m_and_a_range_inside_one_is_size_mismatch() {
+    let two_m = 2 << 20;
+    // No range inside: the 2 MiB page gets the "everything else" rule as a whole.
+    let mut v = vm();
+    assert_eq!(v.accept(Gpa(two_m), PageSize::Size2M, 1), SUCCESS);
+    assert_eq!(v.protect_declare(&kernel()), SUCCESS);
+    assert_eq!(v.protect_lock(), SUCCESS);
+    assert_eq!(perms(&v, two_m + 0x5000, 2), PERMS_OTHER);
+    check(&v).unwrap();
+    // Text inside a 2 MiB RMP page: FAIL_SIZEMISMATCH, nothing locked, rights back.
+    let mut v = vm();
+    assert_eq!(v.accept(Gpa(two_m), PageSize::Size2M, 1), SUCCESS);
+    assert_eq!(v.protect_declare(&[range(two_m, 1, K_TEXT)]), SUCCESS);
+    assert_eq!(v.protect_lock(), ERR_PVALIDATE_FAIL_SIZEMISMATCH);
+    assert!(!v.m.protection().is_locked());
+    assert_eq!(perms(&v, DATA, 2), 0x0f);
+    assert_eq!(perms(&v, two_m, 2), 0x0f);
+    check(&v).unwrap();
+}
+
+#[test]
+fn a_data_page_the_host_took_is_skipped_and_comes_back_under_the_rule() {
+    let mut v = vm();
+    v.mach_mut().host_remap(Gpa(DATA), 0xee);
+    assert_eq!(v.protect_declare(&kernel()), SUCCESS);
+    assert_eq!(v.protect_lock(), SUCCESS);
+    check(&v).unwrap();
+    // The guest rescinds it (unchanged: already not validated) and validates it again.
+    let rescind = PvalidateEntry::new(DATA >> 12, false, false, true);
+    assert_eq!(v.pvalidate(&[rescind]).0, SUCCESS);
+    assert_eq!(v.accept(Gpa(DATA), PageSize::Size4K, 1), SUCCESS);
+    assert_eq!(perms(&v, DATA, 2), PERMS_OTHER);
+    let mut b = [1u8; 8];
+    v.guest_read(Gpa(DATA), &mut b).unwrap();
+    assert_eq!(b, [0; 8]);
+    check(&v).unwrap();
+}
+
+#[test]
+fn a_text_page_the_host_took_before_the_lock_fails_the_lock() {
+    let mut v = vm();
+    assert_eq!(v.protect_declare(&kernel()), SUCCESS);
+    v.mach_mut().host_remap(Gpa(TEXT + 0x2000), 0xcc);
+    assert_eq!(v.protect_lock(), ERR_PVALIDATE_FAIL_INPUT);
+    assert!(!v.m.protection().is_locked());
+    assert_eq!(perms(&v, TEXT, 2), 0x0f);
+    check(&v).unwrap();
+}

@@ -209,3 +209,44 @@ fn the_checker_catches_supervisor_execute_outside_the_text() {
         .unwrap();
     assert!(check(&v).unwrap_err().starts_with("P2"), "{:?}", check(&v));
 }
+
+#[test]
+fn a_hostile_host_during_declare_and_lock_cannot_change_the_protection() {
+    use monitor::sim::HostMode;
+    // The protection calls ask the host for nothing but the switch back to the guest;
+    // under every hostile mode the lock is either whole (and the VM maybe ended because
+    // the host refused to resume it) or absent, and every invariant holds.
+    for mode in [
+        HostMode::RefuseAll,
+        HostMode::PscPartial(1),
+        HostMode::PscBackwards,
+        HostMode::PscAlterEntry,
+        HostMode::PscLie,
+        HostMode::PscStall,
+        HostMode::ApRefuse,
+        HostMode::GuestRequestCorrupt,
+        HostMode::GuestRequestReplay,
+        HostMode::GuestRequestForge,
+        HostMode::Garbage,
+        HostMode::VcpuPinned,
+    ] {
+        let mut v = vm();
+        declare(&mut v);
+        v.mach_mut().hv.mode = mode;
+        let rax = v.protect_lock();
+        let p = v.m.protection();
+        if p.is_locked() {
+            assert_eq!(
+                v.mach().rmp.get(TEXT >> 12).unwrap().perms[2],
+                0x09,
+                "{mode:?}"
+            );
+        } else {
+            assert_ne!(rax, SUCCESS, "{mode:?}");
+        }
+        if mode == HostMode::RefuseAll {
+            assert!(v.m.terminated().is_some(), "{mode:?}");
+        }
+        check(&v).unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+    }
+}

@@ -23,9 +23,11 @@ pub const VERSION: u32 = 1;
 
 /// Call numbers (RAX bits 31:0).
 pub mod call {
-    /// Declare ranges: RCX = GPA of a range list (8-byte aligned). Only before LOCK.
+    /// Declare ranges: RCX = GPA of a range list (8-byte aligned). Only before LOCK;
+    /// a declared range cannot be withdrawn (fail closed: a guest that declared wrongly
+    /// cannot lock something else instead).
     pub const DECLARE: u32 = 0;
-    /// Lock the declared ranges until the VM resets: RCX, RDX, R8, R9 unused (zero).
+    /// Lock the declared ranges until the VM resets: RCX, RDX, R8, R9 ignored.
     pub const LOCK: u32 = 1;
     /// Read the state: answers in RCX ([`super::query`]), RDX = text pages, R8 =
     /// read-only pages.

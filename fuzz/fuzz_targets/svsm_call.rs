@@ -1,7 +1,8 @@
 //! Fuzzes the SVSM call dispatcher: arbitrary registers and arbitrary bytes in the
 //! guest's memory (the lists, VMSAs and attestation requests the registers may point
 //! at), for a few calls in a row on the simulated machine. Every invariant of
-//! DESIGN.md is checked after each call; a broken one is a crash.
+//! DESIGN.md is checked after each call; a broken one is a crash. Calls go to the core,
+//! attestation and unused protocol numbers, and to Vigil's protection protocol.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use monitor::addr::Gpa;
@@ -9,6 +10,7 @@ use monitor::sim::invariants::check;
 use monitor::sim::vm::SimConfig;
 use monitor::sim::SimVm;
 use svsm_abi::calling_area::SvsmRegs;
+use svsm_abi::protect_protocol::VIGIL_PROTECT_PROTOCOL;
 
 fn u64_at(d: &[u8], i: usize) -> u64 {
     let mut b = [0u8; 8];
@@ -30,8 +32,11 @@ fuzz_target!(|data: &[u8]| {
         let len = (tail[2] as usize).min(tail.len().saturating_sub(8));
         let _ = vm.guest_write(at, &tail[8..8 + len]);
         // Point registers at guest memory often: small values are page numbers.
+        let raw = u64_at(regs, 0);
+        // Protocols 0 to 3 and, one call in four, Vigil's protection protocol.
+        let protocol = if raw >> 62 == 3 { u64::from(VIGIL_PROTECT_PROTOCOL) } else { (raw >> 32) & 3 };
         let mut r = SvsmRegs {
-            rax: u64_at(regs, 0) & 0x3_0000_000f,
+            rax: (protocol << 32) | (raw & 0xf),
             rcx: u64_at(regs, 8),
             rdx: u64_at(regs, 16),
             r8: u64_at(regs, 24),

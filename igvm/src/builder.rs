@@ -436,12 +436,18 @@ fn check_config(cfg: &BuildConfig) -> Result<()> {
     Ok(())
 }
 
-/// Build the IGVM file for `cfg`.
-pub fn build(cfg: &BuildConfig) -> Result<Built> {
-    check_config(cfg)?;
+/// The compatibility mask of every directive both platforms share.
+fn platform_mask(cfg: &BuildConfig) -> u32 {
+    (if cfg.snp { MASK_SNP } else { 0 }) | (if cfg.native { MASK_NATIVE } else { 0 })
+}
+
+/// Load the kernel ELF and hold its segments and entry to the kernel area of the
+/// `qemu-kvm` profile: a segment reaching into the special pages above
+/// `KERNEL_LIMIT` would be overwritten by them (or overwrite them) at launch, and the
+/// 32-bit boot VMSA cannot start at an entry above 4 GiB.
+fn load_kernel(kernel: &[u8]) -> Result<(u64, Vec<Segment>)> {
     use qemu_kvm as L;
-    let both = (if cfg.snp { MASK_SNP } else { 0 }) | (if cfg.native { MASK_NATIVE } else { 0 });
-    let (entry, ksegs) = load_elf("kernel", &cfg.kernel)?;
+    let (entry, ksegs) = load_elf("kernel", kernel)?;
     for s in &ksegs {
         if s.paddr < L::VIGIL_START || s.paddr + s.memsz > L::KERNEL_LIMIT {
             return Err(Error::Invalid(format!(
@@ -458,7 +464,14 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
             "kernel entry {entry:#x} is outside the kernel area"
         )));
     }
+    Ok((entry, ksegs))
+}
 
+/// The BootParams page before the firmware is placed: platforms, vCPUs, guest VMPL,
+/// the Vigil region, the special pages and the monitor policy (its length was checked
+/// against `POLICY_MAX` by [`check_config`]).
+fn boot_params_page(cfg: &BuildConfig, entry: u64) -> BootParams {
+    use qemu_kvm as L;
     let mut bp = BootParams::new_zeroed();
     bp.magic = boot_params::MAGIC;
     bp.version = boot_params::VERSION;
@@ -483,143 +496,156 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
     bp.policy_offset = boot_params::POLICY_OFFSET;
     bp.policy_digest = Sha384::digest(&cfg.policy).into();
     bp.policy[..cfg.policy.len()].copy_from_slice(&cfg.policy);
-    let mut map: Vec<MapEntry> = vec![MapEntry {
-        base: L::VIGIL_START,
-        size: L::VIGIL_END - L::VIGIL_START,
-        kind: boot_params::kind::VIGIL,
-        reserved: 0,
-    }];
+    bp
+}
+
+/// The memory map entries every build starts with: the Vigil region, then the guest's
+/// low memory below the legacy VGA hole.
+fn base_memory_map() -> Vec<MapEntry> {
+    use qemu_kvm as L;
+    vec![
+        MapEntry {
+            base: L::VIGIL_START,
+            size: L::VIGIL_END - L::VIGIL_START,
+            kind: boot_params::kind::VIGIL,
+            reserved: 0,
+        },
+        MapEntry {
+            base: 0,
+            size: 0xA_0000,
+            kind: boot_params::kind::GUEST_LOW,
+            reserved: 0,
+        },
+    ]
+}
+
+/// Whether `base..base+size` touches the Vigil region.
+fn overlaps_vigil(base: u64, size: u64) -> bool {
+    use qemu_kvm as L;
+    base < L::VIGIL_END && base + size > L::VIGIL_START
+}
+
+/// The firmware's share of a build: its page directives, its data-less SNP metadata
+/// pages and the guest RAM ranges (base, size, mask) that must exist for it.
+#[derive(Default)]
+struct FirmwarePlan {
+    pages: Vec<IgvmDirectiveHeader>,
+    meta_pages: Vec<IgvmDirectiveHeader>,
+    guest_ram: Vec<(u64, u32, u32)>,
+}
+
+/// Place an OVMF image to end at 4 GiB, record its entry and SEV metadata pages in the
+/// boot parameters and memory map, and (SNP) add those pages data-less.
+fn place_ovmf(
+    data: &[u8],
+    snp: bool,
+    both: u32,
+    bp: &mut BootParams,
+    map: &mut Vec<MapEntry>,
+) -> Result<FirmwarePlan> {
+    let ovmf = Ovmf::parse_ovmf(data, snp)?;
+    let mut plan = FirmwarePlan::default();
+    bp.fw_start = ovmf.gpa();
+    bp.fw_size = data.len() as u64;
+    bp.fw_entry = 0xFFFF_FFF0;
     map.push(MapEntry {
-        base: 0,
-        size: 0xA_0000,
-        kind: boot_params::kind::GUEST_LOW,
+        base: ovmf.gpa(),
+        size: data.len() as u64,
+        kind: boot_params::kind::FIRMWARE,
         reserved: 0,
     });
-
-    // Firmware.
-    let mut fw_dirs: Vec<IgvmDirectiveHeader> = Vec::new();
-    let mut fw_meta_dirs: Vec<IgvmDirectiveHeader> = Vec::new();
-    let mut guest_ram: Vec<(u64, u32, u32)> = Vec::new();
-    let overlaps_vigil = |base: u64, size: u64| base < L::VIGIL_END && base + size > L::VIGIL_START;
-    match &cfg.firmware {
-        Firmware::Ovmf(data) => {
-            let ovmf = Ovmf::parse_ovmf(data.as_slice(), cfg.snp)?;
-            bp.fw_start = ovmf.gpa();
-            bp.fw_size = data.len() as u64;
-            bp.fw_entry = 0xFFFF_FFF0;
+    for (i, chunk) in data.chunks(PAGE_SIZE).enumerate() {
+        plan.pages.push(page_data(
+            ovmf.gpa() + (i * PAGE_SIZE) as u64,
+            both,
+            IgvmPageDataType::NORMAL,
+            chunk.to_vec(),
+        ));
+    }
+    for s in ovmf.metadata() {
+        let (base, size) = (u64::from(s.gpa), u64::from(s.size));
+        // A metadata range inside the Vigil region would let OVMF's SEC (or the
+        // pre-validated pages it asks for) land on the monitor's own memory.
+        if overlaps_vigil(base, size) {
+            return Err(Error::Invalid(format!(
+                "OVMF metadata section {:?} {base:#x}+{size:#x} overlaps the Vigil region",
+                s.section_type
+            )));
+        }
+        match s.section_type {
+            SectionType::SnpSecrets => bp.fw_secrets_gpa = base,
+            SectionType::Cpuid => bp.fw_cpuid_gpa = base,
+            SectionType::SvsmCaa => bp.fw_caa_gpa = base,
+            SectionType::SnpSecMem | SectionType::SnpKernelHashes => {}
+        }
+        if map.len() < boot_params::MAX_MAP {
             map.push(MapEntry {
-                base: ovmf.gpa(),
-                size: data.len() as u64,
-                kind: boot_params::kind::FIRMWARE,
+                base,
+                size,
+                kind: boot_params::kind::FIRMWARE_PREVALIDATED,
                 reserved: 0,
             });
-            for (i, chunk) in data.chunks(PAGE_SIZE).enumerate() {
-                fw_dirs.push(page_data(
-                    ovmf.gpa() + (i * PAGE_SIZE) as u64,
-                    both,
+        }
+        if snp {
+            plan.guest_ram.push((base, s.size, MASK_SNP));
+            for p in 0..size / PAGE_SIZE as u64 {
+                plan.meta_pages.push(page_data(
+                    base + p * PAGE_SIZE as u64,
+                    MASK_SNP,
                     IgvmPageDataType::NORMAL,
-                    chunk.to_vec(),
+                    Vec::new(),
                 ));
             }
-            for s in ovmf.metadata() {
-                let (base, size) = (u64::from(s.gpa), u64::from(s.size));
-                if overlaps_vigil(base, size) {
-                    return Err(Error::Invalid(format!(
-                        "OVMF metadata section {:?} {base:#x}+{size:#x} overlaps the Vigil region",
-                        s.section_type
-                    )));
-                }
-                match s.section_type {
-                    SectionType::SnpSecrets => bp.fw_secrets_gpa = base,
-                    SectionType::Cpuid => bp.fw_cpuid_gpa = base,
-                    SectionType::SvsmCaa => bp.fw_caa_gpa = base,
-                    SectionType::SnpSecMem | SectionType::SnpKernelHashes => {}
-                }
-                if map.len() < boot_params::MAX_MAP {
-                    map.push(MapEntry {
-                        base,
-                        size,
-                        kind: boot_params::kind::FIRMWARE_PREVALIDATED,
-                        reserved: 0,
-                    });
-                }
-                if cfg.snp {
-                    guest_ram.push((base, s.size, MASK_SNP));
-                    for p in 0..size / PAGE_SIZE as u64 {
-                        fw_meta_dirs.push(page_data(
-                            base + p * PAGE_SIZE as u64,
-                            MASK_SNP,
-                            IgvmPageDataType::NORMAL,
-                            Vec::new(),
-                        ));
-                    }
-                }
-            }
-        }
-        Firmware::Elf(data) => {
-            let (fw_entry, segs) = load_elf("firmware", data)?;
-            let start = segs.first().map(|s| s.paddr).unwrap_or(0);
-            let end = segs.last().map(|s| s.paddr + s.memsz).unwrap_or(0);
-            for s in &segs {
-                if overlaps_vigil(s.paddr, s.memsz) {
-                    return Err(Error::Invalid(format!(
-                        "firmware segment {:#x}+{:#x} overlaps the Vigil region",
-                        s.paddr, s.memsz
-                    )));
-                }
-                segment_pages(s, both, &mut fw_dirs);
-                let size =
-                    u32::try_from(s.memsz.next_multiple_of(PAGE_SIZE as u64)).map_err(|_| {
-                        Error::Invalid(format!(
-                            "firmware segment {:#x}+{:#x} is larger than 4 GiB",
-                            s.paddr, s.memsz
-                        ))
-                    })?;
-                guest_ram.push((s.paddr, size, both));
-            }
-            bp.fw_start = start;
-            bp.fw_size = end - start;
-            bp.fw_entry = fw_entry;
-            map.push(MapEntry {
-                base: start,
-                size: end - start,
-                kind: boot_params::kind::FIRMWARE,
-                reserved: 0,
-            });
         }
     }
-    bp.map_entries = map.len() as u32;
-    for (slot, e) in bp.memory_map.iter_mut().zip(map.iter()) {
-        *slot = *e;
-    }
+    Ok(plan)
+}
 
-    // Directives, in the documented order.
-    let mut dirs: Vec<IgvmDirectiveHeader> = Vec::new();
-    for s in &ksegs {
-        segment_pages(s, both, &mut dirs);
+/// Place an ELF firmware (the test guest) at its PT_LOAD physical addresses, outside
+/// the Vigil region, and record its span and entry.
+fn place_elf_firmware(
+    data: &[u8],
+    both: u32,
+    bp: &mut BootParams,
+    map: &mut Vec<MapEntry>,
+) -> Result<FirmwarePlan> {
+    let (fw_entry, segs) = load_elf("firmware", data)?;
+    let mut plan = FirmwarePlan::default();
+    let start = segs.first().map(|s| s.paddr).unwrap_or(0);
+    let end = segs.last().map(|s| s.paddr + s.memsz).unwrap_or(0);
+    for s in &segs {
+        // The lower-VMPL guest must not be loaded over the monitor's memory.
+        if overlaps_vigil(s.paddr, s.memsz) {
+            return Err(Error::Invalid(format!(
+                "firmware segment {:#x}+{:#x} overlaps the Vigil region",
+                s.paddr, s.memsz
+            )));
+        }
+        segment_pages(s, both, &mut plan.pages);
+        let size = u32::try_from(s.memsz.next_multiple_of(PAGE_SIZE as u64)).map_err(|_| {
+            Error::Invalid(format!(
+                "firmware segment {:#x}+{:#x} is larger than 4 GiB",
+                s.paddr, s.memsz
+            ))
+        })?;
+        plan.guest_ram.push((s.paddr, size, both));
     }
-    dirs.push(page_data(
-        L::BOOT_PARAMS,
-        both,
-        IgvmPageDataType::NORMAL,
-        bp.as_bytes().to_vec(),
-    ));
-    if cfg.snp {
-        dirs.push(page_data(
-            L::SECRETS,
-            MASK_SNP,
-            IgvmPageDataType::SECRETS,
-            Vec::new(),
-        ));
-        dirs.push(page_data(
-            L::CPUID,
-            MASK_SNP,
-            IgvmPageDataType::CPUID_DATA,
-            Vec::new(),
-        ));
-    }
-    dirs.extend(fw_dirs);
-    dirs.extend(fw_meta_dirs);
+    bp.fw_start = start;
+    bp.fw_size = end - start;
+    bp.fw_entry = fw_entry;
+    map.push(MapEntry {
+        base: start,
+        size: end - start,
+        kind: boot_params::kind::FIRMWARE,
+        reserved: 0,
+    });
+    Ok(plan)
+}
+
+/// The two host parameter areas (memory map, vCPU count), each as PARAMETER_AREA, its
+/// kind and PARAMETER_INSERT at its fixed GPA.
+fn parameter_areas(both: u32, dirs: &mut Vec<IgvmDirectiveHeader>) {
+    use qemu_kvm as L;
     for (index, gpa, kind) in [(0u32, L::MEMMAP, 0), (1u32, L::VPCOUNT, 1)] {
         dirs.push(IgvmDirectiveHeader::ParameterArea {
             number_of_bytes: PAGE_SIZE as u64,
@@ -643,21 +669,12 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
             },
         ));
     }
-    dirs.push(IgvmDirectiveHeader::RequiredMemory {
-        gpa: L::VIGIL_START,
-        compatibility_mask: both,
-        number_of_bytes: (L::VIGIL_END - L::VIGIL_START) as u32,
-        vtl2_protectable: false,
-    });
-    // The guest's pages outside the firmware ROM window must be RAM too.
-    for (base, size, mask) in guest_ram {
-        dirs.push(IgvmDirectiveHeader::RequiredMemory {
-            gpa: base,
-            compatibility_mask: mask,
-            number_of_bytes: size,
-            vtl2_protectable: false,
-        });
-    }
+}
+
+/// The boot CPU's context: the SNP VMSA at QEMU's fixed VMSA GPA and/or the native
+/// context, both at the kernel entry with RSI = the BootParams GPA.
+fn vp_contexts(cfg: &BuildConfig, entry: u64, dirs: &mut Vec<IgvmDirectiveHeader>) -> Result<()> {
+    use qemu_kvm as L;
     if cfg.snp {
         let v = boot_vmsa(entry, L::BOOT_PARAMS, cfg.sev_features);
         let sev = igvm::snp_defs::SevVmsa::read_from_bytes(v.as_bytes())
@@ -676,7 +693,70 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
             context: Box::new(native_context(entry, L::BOOT_PARAMS)),
         });
     }
+    Ok(())
+}
 
+/// All directives, in the order the module doc gives: kernel pages, boot parameters,
+/// secrets, CPUID, firmware pages, firmware metadata pages, parameter areas, required
+/// memory, VP contexts.
+fn directives(
+    cfg: &BuildConfig,
+    entry: u64,
+    ksegs: &[Segment],
+    bp: &BootParams,
+    fw: FirmwarePlan,
+) -> Result<Vec<IgvmDirectiveHeader>> {
+    use qemu_kvm as L;
+    let both = platform_mask(cfg);
+    let mut dirs: Vec<IgvmDirectiveHeader> = Vec::new();
+    for s in ksegs {
+        segment_pages(s, both, &mut dirs);
+    }
+    dirs.push(page_data(
+        L::BOOT_PARAMS,
+        both,
+        IgvmPageDataType::NORMAL,
+        bp.as_bytes().to_vec(),
+    ));
+    if cfg.snp {
+        dirs.push(page_data(
+            L::SECRETS,
+            MASK_SNP,
+            IgvmPageDataType::SECRETS,
+            Vec::new(),
+        ));
+        dirs.push(page_data(
+            L::CPUID,
+            MASK_SNP,
+            IgvmPageDataType::CPUID_DATA,
+            Vec::new(),
+        ));
+    }
+    dirs.extend(fw.pages);
+    dirs.extend(fw.meta_pages);
+    parameter_areas(both, &mut dirs);
+    dirs.push(IgvmDirectiveHeader::RequiredMemory {
+        gpa: L::VIGIL_START,
+        compatibility_mask: both,
+        number_of_bytes: (L::VIGIL_END - L::VIGIL_START) as u32,
+        vtl2_protectable: false,
+    });
+    // The guest's pages outside the firmware ROM window must be RAM too.
+    for (base, size, mask) in fw.guest_ram {
+        dirs.push(IgvmDirectiveHeader::RequiredMemory {
+            gpa: base,
+            compatibility_mask: mask,
+            number_of_bytes: size,
+            vtl2_protectable: false,
+        });
+    }
+    vp_contexts(cfg, entry, &mut dirs)?;
+    Ok(dirs)
+}
+
+/// The platform headers (SNP and/or native) and the initialization headers (the SNP
+/// guest policy).
+fn platform_headers(cfg: &BuildConfig) -> (Vec<IgvmPlatformHeader>, Vec<IgvmInitializationHeader>) {
     let mut platforms = Vec::new();
     let mut inits = Vec::new();
     if cfg.snp {
@@ -705,6 +785,27 @@ pub fn build(cfg: &BuildConfig) -> Result<Built> {
             },
         ));
     }
+    (platforms, inits)
+}
+
+/// Build the IGVM file for `cfg`, in stages: check the flags, load the kernel, fill the
+/// boot parameters, place the firmware, emit the directives and headers, serialize.
+pub fn build(cfg: &BuildConfig) -> Result<Built> {
+    check_config(cfg)?;
+    let both = platform_mask(cfg);
+    let (entry, ksegs) = load_kernel(&cfg.kernel)?;
+    let mut bp = boot_params_page(cfg, entry);
+    let mut map = base_memory_map();
+    let fw = match &cfg.firmware {
+        Firmware::Ovmf(data) => place_ovmf(data, cfg.snp, both, &mut bp, &mut map)?,
+        Firmware::Elf(data) => place_elf_firmware(data, both, &mut bp, &mut map)?,
+    };
+    bp.map_entries = map.len() as u32;
+    for (slot, e) in bp.memory_map.iter_mut().zip(map.iter()) {
+        *slot = *e;
+    }
+    let dirs = directives(cfg, entry, &ksegs, &bp, fw)?;
+    let (platforms, inits) = platform_headers(cfg);
     let file = IgvmFile::new(IgvmRevision::V1, platforms, inits, dirs)
         .map_err(|e| Error::Igvm(e.to_string()))?;
     let mut bytes = Vec::new();

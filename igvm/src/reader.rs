@@ -70,8 +70,32 @@ fn min_len(typ: u32) -> Option<u32> {
     })
 }
 
-/// Walk the framing of an IGVM file and return where each variable header is.
-pub fn scan(d: &[u8]) -> Result<Vec<HeaderLoc>> {
+/// The version-2 fields of the fixed header: architecture X64 and 4 KiB pages, the only
+/// ones the `igvm` crate and QEMU's loader handle.
+fn check_v2_fields(d: &[u8]) -> Result<()> {
+    let arch = u32_at(d, 24);
+    if arch != 0 {
+        return Err(Error::format(
+            "IGVM fixed header: architecture",
+            24,
+            format!("{arch:#x} is not X64 (0)"),
+        ));
+    }
+    let ps = u32_at(d, 28);
+    if ps != 4096 {
+        return Err(Error::format(
+            "IGVM fixed header: page_size",
+            28,
+            format!("{ps:#x} is not 0x1000"),
+        ));
+    }
+    Ok(())
+}
+
+/// The fixed header: magic, version, and a variable header section `[start, end)` that
+/// lies inside the file, with `total_file_size` equal to the file size. Returns
+/// `(start, end)`.
+fn fixed_header(d: &[u8]) -> Result<(usize, usize)> {
     let len = d.len();
     if len < 24 {
         return Err(Error::format(
@@ -107,22 +131,7 @@ pub fn scan(d: &[u8]) -> Result<Vec<HeaderLoc>> {
         ));
     }
     if version == 2 {
-        let arch = u32_at(d, 24);
-        if arch != 0 {
-            return Err(Error::format(
-                "IGVM fixed header: architecture",
-                24,
-                format!("{arch:#x} is not X64 (0)"),
-            ));
-        }
-        let ps = u32_at(d, 28);
-        if ps != 4096 {
-            return Err(Error::format(
-                "IGVM fixed header: page_size",
-                28,
-                format!("{ps:#x} is not 0x1000"),
-            ));
-        }
+        check_v2_fields(d)?;
     }
     let vh_off = u32_at(d, 8) as usize;
     let vh_size = u32_at(d, 12) as usize;
@@ -148,119 +157,171 @@ pub fn scan(d: &[u8]) -> Result<Vec<HeaderLoc>> {
             format!("{total:#x} != file size {len:#x}"),
         ));
     }
-    let end = vh_off + vh_size;
+    Ok((vh_off, vh_off + vh_size))
+}
+
+/// One variable header being checked: its position, type (with and without the
+/// optional bit) and body.
+struct Vh {
+    index: usize,
+    off: usize,
+    typ: u32,
+    base: u32,
+    length: u32,
+    body: usize,
+}
+
+/// The section of a header type: 0 platform, 1 initialization, 2 directive. A type in
+/// no range is refused: the `igvm` crate would reject it without an offset.
+fn header_section(h: &Vh) -> Result<u8> {
+    if igvm_defs::IGVM_VHT_RANGE_PLATFORM.contains(&h.base) {
+        Ok(0)
+    } else if igvm_defs::IGVM_VHT_RANGE_INIT.contains(&h.base) {
+        Ok(1)
+    } else if igvm_defs::IGVM_VHT_RANGE_DIRECTIVE.contains(&h.base) {
+        Ok(2)
+    } else {
+        Err(Error::format(
+            format!("IGVM variable header {}: type", h.index),
+            h.off as u64,
+            format!("{:#x} is in no header range", h.typ),
+        ))
+    }
+}
+
+/// Where a header refers to file data: the offset of its `file_offset` field and the
+/// number of data bytes it names, or `None` for headers without file data.
+fn data_reference(d: &[u8], h: &Vh) -> (Option<usize>, usize) {
+    let body = h.body;
+    match T(h.base) {
+        T::IGVM_VHT_PAGE_DATA => {
+            let flags = u32_at(d, body + 16);
+            (
+                Some(body + 12),
+                if flags & 1 != 0 { 0x20_0000 } else { 0x1000 },
+            )
+        }
+        T::IGVM_VHT_PARAMETER_AREA => (Some(body + 12), u64_at(d, body) as usize),
+        T::IGVM_VHT_VP_CONTEXT => (Some(body + 12), 0x1000),
+        // CoRIM document/signature: {mask, reserved, file_offset, size_bytes}.
+        T::IGVM_VHT_CORIM_DOCUMENT | T::IGVM_VHT_CORIM_SIGNATURE if h.length >= 16 => {
+            (Some(body + 8), u32_at(d, body + 12) as usize)
+        }
+        _ => (None, 0),
+    }
+}
+
+/// The file-data reference of a header lies in the file data section `[end, len)`.
+fn check_file_data(d: &[u8], h: &Vh, end: usize) -> Result<()> {
+    let (typ, len) = (h.typ, d.len());
+    let (data_off_at, data_len) = data_reference(d, h);
+    // A VP context always has data: the igvm crate subtracts the data-section start
+    // from its offset even when it is 0 (found by the igvm_reader fuzz target).
+    if T(h.base) == T::IGVM_VHT_VP_CONTEXT && u32_at(d, h.body + 12) == 0 {
+        return Err(Error::format(
+            format!(
+                "IGVM variable header {} (type {typ:#x}): file_offset",
+                h.index
+            ),
+            (h.body + 12) as u64,
+            "0: a VP context needs its register data",
+        ));
+    }
+    if let Some(at) = data_off_at {
+        let fo = u32_at(d, at) as usize;
+        // The igvm crate reads a whole 4 KiB page (also for 2 MiB pages) or the whole
+        // parameter area; it subtracts the data-section start from the offset, so an
+        // offset below it must be refused here.
+        let whole = matches!(
+            T(h.base),
+            T::IGVM_VHT_PARAMETER_AREA | T::IGVM_VHT_CORIM_DOCUMENT | T::IGVM_VHT_CORIM_SIGNATURE
+        );
+        let need = if whole {
+            data_len
+        } else {
+            data_len.min(0x1000)
+        };
+        if fo != 0 && (fo < end || fo.checked_add(need).is_none_or(|e| e > len)) {
+            return Err(Error::format(
+                format!("IGVM variable header {} (type {typ:#x}): file_offset", h.index),
+                at as u64,
+                format!("{fo:#x} is not inside the file data section [{end:#x}, {len:#x}) ({data_len:#x} bytes)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Read the {type, length} of the header at `off` and check that its body ends inside
+/// the variable header section ending at `end`.
+fn header_at(d: &[u8], index: usize, off: usize, end: usize) -> Result<Vh> {
+    if off + 8 > end {
+        return Err(Error::format(
+            "IGVM variable header",
+            off as u64,
+            "truncated {type, length}",
+        ));
+    }
+    let typ = u32_at(d, off);
+    let length = u32_at(d, off + 4);
+    let body = off + 8;
+    if body + length as usize > end {
+        return Err(Error::format(
+            format!("IGVM variable header {index} (type {typ:#x}): length"),
+            (off + 4) as u64,
+            format!("{length:#x} runs past the variable header section end {end:#x}"),
+        ));
+    }
+    Ok(Vh {
+        index,
+        off,
+        typ,
+        base: typ & !igvm_defs::IGVM_VHT_OPTIONAL_BIT,
+        length,
+        body,
+    })
+}
+
+/// Walk the framing of an IGVM file and return where each variable header is: the
+/// fixed header, then per variable header its framing, its section (platform,
+/// initialization and directive headers in that order), its minimum length and its
+/// file-data reference.
+pub fn scan(d: &[u8]) -> Result<Vec<HeaderLoc>> {
+    let (vh_off, end) = fixed_header(d)?;
     let mut out = Vec::new();
     let mut off = vh_off;
     let mut section = 0u8; // 0 platform, 1 initialization, 2 directive
     while off < end {
-        if off + 8 > end {
-            return Err(Error::format(
-                "IGVM variable header",
-                off as u64,
-                "truncated {type, length}",
-            ));
-        }
-        let typ = u32_at(d, off);
-        let length = u32_at(d, off + 4);
-        let body = off + 8;
-        if body + length as usize > end {
-            return Err(Error::format(
-                format!("IGVM variable header {} (type {typ:#x}): length", out.len()),
-                (off + 4) as u64,
-                format!("{length:#x} runs past the variable header section end {end:#x}"),
-            ));
-        }
-        let base = typ & !igvm_defs::IGVM_VHT_OPTIONAL_BIT;
-        let sec = if igvm_defs::IGVM_VHT_RANGE_PLATFORM.contains(&base) {
-            0
-        } else if igvm_defs::IGVM_VHT_RANGE_INIT.contains(&base) {
-            1
-        } else if igvm_defs::IGVM_VHT_RANGE_DIRECTIVE.contains(&base) {
-            2
-        } else {
-            return Err(Error::format(
-                format!("IGVM variable header {}: type", out.len()),
-                off as u64,
-                format!("{typ:#x} is in no header range"),
-            ));
-        };
+        let h = header_at(d, out.len(), off, end)?;
+        let sec = header_section(&h)?;
         if sec < section {
             return Err(Error::format(
-                format!("IGVM variable header {}: type", out.len()),
+                format!("IGVM variable header {}: type", h.index),
                 off as u64,
-                format!("{typ:#x} comes after a header of a later section"),
+                format!("{:#x} comes after a header of a later section", h.typ),
             ));
         }
         section = sec;
-        if let Some(min) = min_len(base) {
-            if length < min {
+        if let Some(min) = min_len(h.base) {
+            if h.length < min {
                 return Err(Error::format(
-                    format!("IGVM variable header {} (type {typ:#x}): length", out.len()),
+                    format!(
+                        "IGVM variable header {} (type {:#x}): length",
+                        h.index, h.typ
+                    ),
                     (off + 4) as u64,
-                    format!("{length:#x} < {min:#x}"),
+                    format!("{:#x} < {min:#x}", h.length),
                 ));
             }
         }
-        // File-data references.
-        let (data_off_at, data_len) = match T(base) {
-            T::IGVM_VHT_PAGE_DATA => {
-                let flags = u32_at(d, body + 16);
-                (
-                    Some(body + 12),
-                    if flags & 1 != 0 { 0x20_0000 } else { 0x1000 },
-                )
-            }
-            T::IGVM_VHT_PARAMETER_AREA => (Some(body + 12), u64_at(d, body) as usize),
-            T::IGVM_VHT_VP_CONTEXT => (Some(body + 12), 0x1000),
-            // CoRIM document/signature: {mask, reserved, file_offset, size_bytes}.
-            T::IGVM_VHT_CORIM_DOCUMENT | T::IGVM_VHT_CORIM_SIGNATURE if length >= 16 => {
-                (Some(body + 8), u32_at(d, body + 12) as usize)
-            }
-            _ => (None, 0),
-        };
-        // A VP context always has data: the igvm crate subtracts the data-section start
-        // from its offset even when it is 0 (found by the igvm_reader fuzz target).
-        if T(base) == T::IGVM_VHT_VP_CONTEXT && u32_at(d, body + 12) == 0 {
-            return Err(Error::format(
-                format!(
-                    "IGVM variable header {} (type {typ:#x}): file_offset",
-                    out.len()
-                ),
-                (body + 12) as u64,
-                "0: a VP context needs its register data",
-            ));
-        }
-        if let Some(at) = data_off_at {
-            let fo = u32_at(d, at) as usize;
-            // The igvm crate reads a whole 4 KiB page (also for 2 MiB pages) or the whole
-            // parameter area; it subtracts the data-section start from the offset, so an
-            // offset below it must be refused here.
-            let whole = matches!(
-                T(base),
-                T::IGVM_VHT_PARAMETER_AREA
-                    | T::IGVM_VHT_CORIM_DOCUMENT
-                    | T::IGVM_VHT_CORIM_SIGNATURE
-            );
-            let need = if whole {
-                data_len
-            } else {
-                data_len.min(0x1000)
-            };
-            if fo != 0 && (fo < end || fo.checked_add(need).is_none_or(|e| e > len)) {
-                return Err(Error::format(
-                    format!("IGVM variable header {} (type {typ:#x}): file_offset", out.len()),
-                    at as u64,
-                    format!("{fo:#x} is not inside the file data section [{end:#x}, {len:#x}) ({data_len:#x} bytes)"),
-                ));
-            }
-        }
+        check_file_data(d, &h, end)?;
         out.push(HeaderLoc {
-            index: out.len(),
+            index: h.index,
             offset: off,
-            typ,
-            length,
+            typ: h.typ,
+            length: h.length,
         });
-        off = (body + length as usize).next_multiple_of(8);
+        off = (h.body + h.length as usize).next_multiple_of(8);
     }
     Ok(out)
 }

@@ -25,7 +25,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 
 use igvm::{IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader};
-use igvm_defs::{IgvmPageDataType, IgvmPlatformType};
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType};
 use serde::Serialize;
 use svsm_abi::page_info::PageType;
 use svsm_abi::vmsa::Vmsa;
@@ -247,7 +247,213 @@ pub fn measure_file(
     measure_parsed(&file, rules, want_log)
 }
 
-/// Measure a parsed file (see [`measure_file`]).
+/// The pass over the directives that apply to the platform: the page operations in
+/// directive order, the parameter areas declared so far (index to size), the bytes
+/// inserted so far and, under [`VmsaRule::Kvm`], the file's VMSAs by vCPU.
+#[derive(Default)]
+struct DirectivePass<'a> {
+    ops: Vec<PageOp<'a>>,
+    areas: HashMap<u32, u64>,
+    inserted: u64,
+    file_vmsas: BTreeMap<u16, Vmsa>,
+}
+
+impl<'a> DirectivePass<'a> {
+    /// Turn `dirs` into page operations under `rules`; `zero_as_zero` says which
+    /// data-less pages are measured as ZERO (see [`zero_page_types`]).
+    fn run(
+        dirs: &[&'a IgvmDirectiveHeader],
+        rules: &LoaderRules,
+        zero_as_zero: &HashMap<usize, bool>,
+    ) -> Result<Self> {
+        let mut pass = DirectivePass::default();
+        for (i, &h) in dirs.iter().enumerate() {
+            match h {
+                IgvmDirectiveHeader::PageData {
+                    gpa,
+                    flags,
+                    data_type,
+                    data,
+                    ..
+                } => {
+                    let zero = zero_as_zero.get(&i).copied().unwrap_or(false);
+                    pass.page_data(*gpa, *flags, *data_type, data, zero)?;
+                }
+                IgvmDirectiveHeader::ParameterArea {
+                    number_of_bytes,
+                    parameter_area_index,
+                    ..
+                } => {
+                    pass.areas.insert(*parameter_area_index, *number_of_bytes);
+                }
+                IgvmDirectiveHeader::ParameterInsert(p) => {
+                    pass.parameter_insert(p.gpa, p.parameter_area_index)?
+                }
+                IgvmDirectiveHeader::SnpVpContext {
+                    gpa,
+                    vp_index,
+                    vmsa,
+                    ..
+                } => pass.vp_context(*gpa, *vp_index, vmsa, rules)?,
+                _ => {}
+            }
+        }
+        Ok(pass)
+    }
+
+    /// One PAGE_DATA page: shared pages are not measured; SECRETS, CPUID, unmeasured
+    /// and (per `zero`) data-less pages have their own page types; the rest is NORMAL.
+    fn page_data(
+        &mut self,
+        gpa: u64,
+        flags: IgvmPageDataFlags,
+        data_type: IgvmPageDataType,
+        data: &'a [u8],
+        zero: bool,
+    ) -> Result<()> {
+        if flags.shared() {
+            return Ok(());
+        }
+        if flags.is_2mb_page() {
+            return Err(Error::Invalid(format!(
+                "PAGE_DATA at GPA {gpa:#x}: 2 MiB pages are not supported"
+            )));
+        }
+        let op = if data_type == IgvmPageDataType::SECRETS {
+            PageOp::unhashed(gpa, PageType::Secrets)
+        } else if data_type == IgvmPageDataType::CPUID_DATA
+            || data_type == IgvmPageDataType::CPUID_XF
+        {
+            PageOp::unhashed(gpa, PageType::Cpuid)
+        } else if flags.unmeasured() {
+            PageOp::unhashed(gpa, PageType::Unmeasured)
+        } else if data.is_empty() && zero {
+            PageOp::unhashed(gpa, PageType::Zero)
+        } else {
+            PageOp::normal(gpa, Cow::Borrowed(data))
+        };
+        self.ops.push(op);
+        Ok(())
+    }
+
+    /// A PARAMETER_INSERT: the declared area's pages, as UNMEASURED pages at `gpa`.
+    fn parameter_insert(&mut self, gpa: u64, index: u32) -> Result<()> {
+        let size = self.areas.get(&index).ok_or_else(|| {
+            Error::Invalid(format!(
+                "PARAMETER_INSERT at GPA {gpa:#x}: unknown parameter area {index}"
+            ))
+        })?;
+        // The size comes from the file: bound it before expanding it into pages.
+        if *size > MAX_PARAMETER_AREA || gpa.checked_add(*size).is_none() {
+            return Err(Error::Invalid(format!(
+                "PARAMETER_INSERT at GPA {gpa:#x}: parameter area {index} of {size:#x} bytes is larger than {MAX_PARAMETER_AREA:#x} or wraps"
+            )));
+        }
+        self.inserted = self.inserted.saturating_add(*size);
+        if self.inserted > MAX_PARAMETER_TOTAL {
+            return Err(Error::Invalid(format!(
+                "PARAMETER_INSERT at GPA {gpa:#x}: parameter areas inserted so far sum to more than {MAX_PARAMETER_TOTAL:#x} bytes"
+            )));
+        }
+        self.ops
+            .extend(digest::unhashed_pages(gpa, *size, PageType::Unmeasured));
+        Ok(())
+    }
+
+    /// An SNP VP context: measured where the file puts it ([`VmsaRule::File`]) or kept
+    /// for the KVM rule, which measures every vCPU's VMSA at KVM's GPA afterwards.
+    fn vp_context(
+        &mut self,
+        gpa: u64,
+        vp_index: u16,
+        vmsa: &igvm::snp_defs::SevVmsa,
+        rules: &LoaderRules,
+    ) -> Result<()> {
+        let v = apply_fpu(vmsa_of(vmsa)?, rules.fpu);
+        match rules.vmsa {
+            VmsaRule::File => self.ops.push(PageOp {
+                gpa,
+                page_type: PageType::Vmsa,
+                data: Cow::Owned(v.as_bytes().to_vec()),
+            }),
+            VmsaRule::Kvm => {
+                // Two contexts for one vCPU: which one KVM would use is not defined.
+                if self.file_vmsas.insert(vp_index, v).is_some() {
+                    return Err(Error::Invalid(format!("two VMSAs for vCPU {vp_index}")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The KVM rule's VMSA pages, one per vCPU at KVM's VMSA GPA, in vCPU order: the
+    /// file's VMSA for that vCPU, else (with `ap_vmsas`) the reset VMSA QEMU gives an
+    /// AP. A file VMSA for a vCPU beyond `vcpus` is refused, not dropped silently.
+    fn kvm_vmsas(&mut self, rules: &LoaderRules, vcpus: u32, boot_features: u64) -> Result<()> {
+        if let Some(max) = self.file_vmsas.keys().next_back() {
+            if u32::from(*max) >= vcpus {
+                return Err(Error::Usage(format!(
+                    "the file has a VMSA for vCPU {max} but --vcpus is {vcpus}"
+                )));
+            }
+        }
+        let features = rules.guest_features.unwrap_or(boot_features);
+        for vp in 0..vcpus {
+            let v = match u16::try_from(vp).ok().and_then(|i| self.file_vmsas.get(&i)) {
+                Some(v) => v.clone(),
+                None if rules.ap_vmsas => reset_vmsa::reset_vmsa(
+                    BSP_EIP,
+                    features,
+                    rules.vcpu_sig,
+                    VmmType::QEMU,
+                    rules.fpu,
+                ),
+                None => continue,
+            };
+            self.ops.push(PageOp {
+                gpa: KVM_VMSA_GPA,
+                page_type: PageType::Vmsa,
+                data: Cow::Owned(v.as_bytes().to_vec()),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// SEV_FEATURES of the boot vCPU's VMSA in `dirs`, else SNPActive alone.
+fn boot_features(dirs: &[&IgvmDirectiveHeader]) -> u64 {
+    dirs.iter()
+        .find_map(|h| match h {
+            IgvmDirectiveHeader::SnpVpContext {
+                vp_index: 0, vmsa, ..
+            } => vmsa_of(vmsa).ok().map(|v| v.sev_features),
+            _ => None,
+        })
+        .unwrap_or(1)
+}
+
+/// The vCPU count to measure: `--vcpus` (bounded by [`MAX_VCPUS`]), else the file's own
+/// (see [`file_vcpus`]).
+fn resolve_vcpus(
+    file: &IgvmFile,
+    dirs: &[&IgvmDirectiveHeader],
+    rules: &LoaderRules,
+) -> Result<u32> {
+    let file_vmsa_count = dirs
+        .iter()
+        .filter(|h| matches!(h, IgvmDirectiveHeader::SnpVpContext { .. }))
+        .count() as u32;
+    match rules.vcpus {
+        Some(v) if v == 0 || v > MAX_VCPUS => Err(Error::Usage(format!(
+            "--vcpus {v} is outside 1..={MAX_VCPUS}"
+        ))),
+        Some(v) => Ok(v),
+        None => file_vcpus(file, file_vmsa_count),
+    }
+}
+
+/// Measure a parsed file (see [`measure_file`]): the directives of the SNP platform
+/// become page operations in file order, then (KVM rule) the VMSAs of every vCPU.
 pub fn measure_parsed(
     file: &IgvmFile,
     rules: &LoaderRules,
@@ -264,147 +470,14 @@ pub fn measure_parsed(
 
     // Pass 1: which data-less pages QEMU would measure as ZERO (regions without data).
     let zero_as_zero = zero_page_types(&dirs, rules.zero_pages);
-
-    let mut ops: Vec<PageOp> = Vec::new();
-    let mut areas: HashMap<u32, u64> = HashMap::new();
-    let mut inserted = 0u64;
-    let mut file_vmsas: BTreeMap<u16, Vmsa> = BTreeMap::new();
-    for (i, h) in dirs.iter().enumerate() {
-        match h {
-            IgvmDirectiveHeader::PageData {
-                gpa,
-                flags,
-                data_type,
-                data,
-                ..
-            } => {
-                if flags.shared() {
-                    continue;
-                }
-                if flags.is_2mb_page() {
-                    return Err(Error::Invalid(format!(
-                        "PAGE_DATA at GPA {gpa:#x}: 2 MiB pages are not supported"
-                    )));
-                }
-                let op = if *data_type == IgvmPageDataType::SECRETS {
-                    PageOp::unhashed(*gpa, PageType::Secrets)
-                } else if *data_type == IgvmPageDataType::CPUID_DATA
-                    || *data_type == IgvmPageDataType::CPUID_XF
-                {
-                    PageOp::unhashed(*gpa, PageType::Cpuid)
-                } else if flags.unmeasured() {
-                    PageOp::unhashed(*gpa, PageType::Unmeasured)
-                } else if data.is_empty() && zero_as_zero.get(&i).copied().unwrap_or(false) {
-                    PageOp::unhashed(*gpa, PageType::Zero)
-                } else {
-                    PageOp::normal(*gpa, Cow::Borrowed(data.as_slice()))
-                };
-                ops.push(op);
-            }
-            IgvmDirectiveHeader::ParameterArea {
-                number_of_bytes,
-                parameter_area_index,
-                ..
-            } => {
-                areas.insert(*parameter_area_index, *number_of_bytes);
-            }
-            IgvmDirectiveHeader::ParameterInsert(p) => {
-                let size = areas.get(&p.parameter_area_index).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "PARAMETER_INSERT at GPA {:#x}: unknown parameter area {}",
-                        p.gpa, p.parameter_area_index
-                    ))
-                })?;
-                // The size comes from the file: bound it before expanding it into pages.
-                if *size > MAX_PARAMETER_AREA || p.gpa.checked_add(*size).is_none() {
-                    return Err(Error::Invalid(format!(
-                        "PARAMETER_INSERT at GPA {:#x}: parameter area {} of {size:#x} bytes is larger than {MAX_PARAMETER_AREA:#x} or wraps",
-                        p.gpa, p.parameter_area_index
-                    )));
-                }
-                inserted = inserted.saturating_add(*size);
-                if inserted > MAX_PARAMETER_TOTAL {
-                    return Err(Error::Invalid(format!(
-                        "PARAMETER_INSERT at GPA {:#x}: parameter areas inserted so far sum to more than {MAX_PARAMETER_TOTAL:#x} bytes",
-                        p.gpa
-                    )));
-                }
-                ops.extend(digest::unhashed_pages(p.gpa, *size, PageType::Unmeasured));
-            }
-            IgvmDirectiveHeader::SnpVpContext {
-                gpa,
-                vp_index,
-                vmsa,
-                ..
-            } => {
-                let v = apply_fpu(vmsa_of(vmsa)?, rules.fpu);
-                match rules.vmsa {
-                    VmsaRule::File => ops.push(PageOp {
-                        gpa: *gpa,
-                        page_type: PageType::Vmsa,
-                        data: Cow::Owned(v.as_bytes().to_vec()),
-                    }),
-                    VmsaRule::Kvm => {
-                        if file_vmsas.insert(*vp_index, v).is_some() {
-                            return Err(Error::Invalid(format!("two VMSAs for vCPU {vp_index}")));
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let file_vmsa_count = dirs
-        .iter()
-        .filter(|h| matches!(h, IgvmDirectiveHeader::SnpVpContext { .. }))
-        .count() as u32;
-    let boot_features = dirs
-        .iter()
-        .find_map(|h| match h {
-            IgvmDirectiveHeader::SnpVpContext {
-                vp_index: 0, vmsa, ..
-            } => vmsa_of(vmsa).ok().map(|v| v.sev_features),
-            _ => None,
-        })
-        .unwrap_or(1);
-    let vcpus = match rules.vcpus {
-        Some(v) if v == 0 || v > MAX_VCPUS => {
-            return Err(Error::Usage(format!(
-                "--vcpus {v} is outside 1..={MAX_VCPUS}"
-            )))
-        }
-        Some(v) => v,
-        None => file_vcpus(file, file_vmsa_count)?,
-    };
+    // Pass 2: the page operations.
+    let mut pass = DirectivePass::run(&dirs, rules, &zero_as_zero)?;
+    let boot_features = boot_features(&dirs);
+    let vcpus = resolve_vcpus(file, &dirs, rules)?;
     if rules.vmsa == VmsaRule::Kvm {
-        if let Some(max) = file_vmsas.keys().next_back() {
-            if u32::from(*max) >= vcpus {
-                return Err(Error::Usage(format!(
-                    "the file has a VMSA for vCPU {max} but --vcpus is {vcpus}"
-                )));
-            }
-        }
-        let features = rules.guest_features.unwrap_or(boot_features);
-        for vp in 0..vcpus {
-            let v = match u16::try_from(vp).ok().and_then(|i| file_vmsas.get(&i)) {
-                Some(v) => v.clone(),
-                None if rules.ap_vmsas => reset_vmsa::reset_vmsa(
-                    BSP_EIP,
-                    features,
-                    rules.vcpu_sig,
-                    VmmType::QEMU,
-                    rules.fpu,
-                ),
-                None => continue,
-            };
-            ops.push(PageOp {
-                gpa: KVM_VMSA_GPA,
-                page_type: PageType::Vmsa,
-                data: Cow::Owned(v.as_bytes().to_vec()),
-            });
-        }
+        pass.kvm_vmsas(rules, vcpus, boot_features)?;
     }
-    let measurement = digest::measure([0; 48], &ops, want_log)?;
+    let measurement = digest::measure([0; 48], &pass.ops, want_log)?;
     Ok(IgvmMeasurement {
         measurement,
         rules: ResolvedRules {

@@ -152,10 +152,9 @@ pub fn inspect(data: &[u8]) -> Result<Inspection> {
     Ok(inspect_parsed(&file, &locs, data.len()))
 }
 
-/// Inspect a parsed file.
-pub fn inspect_parsed(file: &IgvmFile, locs: &[HeaderLoc], file_size: usize) -> Inspection {
-    let platforms = file
-        .platforms()
+/// The file's platform headers.
+fn platforms_of(file: &IgvmFile) -> Vec<PlatformInfo> {
+    file.platforms()
         .iter()
         .map(|p| {
             let IgvmPlatformHeader::SupportedPlatform(sp) = p;
@@ -166,7 +165,11 @@ pub fn inspect_parsed(file: &IgvmFile, locs: &[HeaderLoc], file_size: usize) -> 
                 shared_gpa_boundary: format!("{:#x}", sp.shared_gpa_boundary),
             }
         })
-        .collect();
+        .collect()
+}
+
+/// The file's guest policies: [compatibility mask, policy].
+fn guest_policies_of(file: &IgvmFile) -> Vec<[String; 2]> {
     let mut guest_policies = Vec::new();
     for h in file.initializations() {
         if let IgvmInitializationHeader::GuestPolicy {
@@ -177,148 +180,23 @@ pub fn inspect_parsed(file: &IgvmFile, locs: &[HeaderLoc], file_size: usize) -> 
             guest_policies.push([format!("{compatibility_mask:#x}"), format!("{policy:#x}")]);
         }
     }
-    let mut runs: Vec<PageRun> = Vec::new();
-    let mut last_gpa = u64::MAX;
-    let mut counts = std::collections::BTreeMap::new();
-    let mut areas = Vec::new();
-    let mut required = Vec::new();
-    let mut vps = Vec::new();
-    let mut id_block = None;
-    let mut area_sizes = std::collections::HashMap::new();
-    let policy_of = |mask: u32| {
-        file.initializations().iter().find_map(|h| match h {
-            IgvmInitializationHeader::GuestPolicy {
-                policy,
-                compatibility_mask,
-            } if compatibility_mask & mask != 0 => Some(*policy),
-            _ => None,
-        })
-    };
-    for h in file.directives() {
-        *counts.entry(kind_name(h).to_string()).or_insert(0) += 1;
-        match h {
-            IgvmDirectiveHeader::PageData {
-                gpa,
-                compatibility_mask,
-                flags,
-                data_type,
-                data,
-            } => {
-                let mut fl = Vec::new();
-                if flags.is_2mb_page() {
-                    fl.push("2mb");
-                }
-                if flags.unmeasured() {
-                    fl.push("unmeasured");
-                }
-                if flags.shared() {
-                    fl.push("shared");
-                }
-                let r = PageRun {
-                    gpa: format!("{gpa:#x}"),
-                    pages: 1,
-                    compatibility_mask: format!("{compatibility_mask:#x}"),
-                    data_type: format!("{data_type:?}"),
-                    flags: fl,
-                    data: !data.is_empty(),
-                };
-                match runs.last_mut() {
-                    Some(l)
-                        if last_gpa.checked_add(PAGE_SIZE as u64) == Some(*gpa)
-                            && l.compatibility_mask == r.compatibility_mask
-                            && l.data_type == r.data_type
-                            && l.flags == r.flags
-                            && l.data == r.data =>
-                    {
-                        l.pages += 1
-                    }
-                    _ => runs.push(r),
-                }
-                last_gpa = *gpa;
-                continue;
-            }
-            IgvmDirectiveHeader::ParameterArea {
-                number_of_bytes,
-                parameter_area_index,
-                initial_data,
-            } => {
-                area_sizes.insert(*parameter_area_index, *number_of_bytes);
-                areas.push(serde_json::json!({
-                    "index": parameter_area_index,
-                    "size": format!("{number_of_bytes:#x}"),
-                    "initial_data": !initial_data.is_empty(),
-                }));
-            }
-            IgvmDirectiveHeader::VpCount(p)
-            | IgvmDirectiveHeader::MemoryMap(p)
-            | IgvmDirectiveHeader::EnvironmentInfo(p) => {
-                areas.push(serde_json::json!({
-                    "index": p.parameter_area_index,
-                    "fills": kind_name(h),
-                    "byte_offset": p.byte_offset,
-                }));
-            }
-            IgvmDirectiveHeader::ParameterInsert(p) => {
-                areas.push(serde_json::json!({
-                    "index": p.parameter_area_index,
-                    "inserted_at": format!("{:#x}", p.gpa),
-                    "compatibility_mask": format!("{:#x}", p.compatibility_mask),
-                }));
-            }
-            IgvmDirectiveHeader::RequiredMemory {
-                gpa,
-                number_of_bytes,
-                ..
-            } => required.push([format!("{gpa:#x}"), format!("{number_of_bytes:#x}")]),
-            IgvmDirectiveHeader::SnpVpContext {
-                gpa,
-                compatibility_mask,
-                vp_index,
-                vmsa,
-            } => {
-                if let Ok(v) = vmsa_of(vmsa) {
-                    vps.push(VpInfo {
-                        kind: "snp",
-                        vp_index: *vp_index,
-                        gpa: Some(format!("{gpa:#x}")),
-                        rip: format!("{:#x}", v.rip),
-                        vmpl: Some(v.vmpl),
-                        sev_features: Some(format!("{:#x}", v.sev_features)),
-                        cr0: format!("{:#x}", v.cr0),
-                        efer: format!("{:#x}", v.efer),
-                        compatibility_mask: format!("{compatibility_mask:#x}"),
-                    });
-                }
-            }
-            IgvmDirectiveHeader::X64NativeVpContext {
-                compatibility_mask,
-                vp_index,
-                context,
-            } => vps.push(VpInfo {
-                kind: "native",
-                vp_index: *vp_index,
-                gpa: None,
-                rip: format!("{:#x}", context.rip),
-                vmpl: None,
-                sev_features: None,
-                cr0: format!("{:#x}", context.cr0),
-                efer: format!("{:#x}", context.efer),
-                compatibility_mask: format!("{compatibility_mask:#x}"),
-            }),
-            IgvmDirectiveHeader::SnpIdBlock {
-                compatibility_mask, ..
-            } => {
-                let policy = policy_of(*compatibility_mask).unwrap_or(0);
-                id_block = SignedIdBlock::from_directive(h, policy)
-                    .ok()
-                    .flatten()
-                    .map(|s| s.summary());
-            }
-            _ => {}
-        }
-        last_gpa = u64::MAX;
-    }
-    let boot_params = find_boot_params(file).map(|b| BootParamsInfo {
+    guest_policies
+}
+
+/// The first guest policy whose mask shares a platform with `mask`.
+fn policy_for(file: &IgvmFile, mask: u32) -> Option<u64> {
+    file.initializations().iter().find_map(|h| match h {
+        IgvmInitializationHeader::GuestPolicy {
+            policy,
+            compatibility_mask,
+        } if compatibility_mask & mask != 0 => Some(*policy),
+        _ => None,
+    })
+}
+
+/// The Vigil boot parameters, if the file has a BootParams page.
+fn boot_params_info(file: &IgvmFile) -> Option<BootParamsInfo> {
+    find_boot_params(file).map(|b| BootParamsInfo {
         version: b.version,
         vcpus: b.vcpus,
         guest_vmpl: b.guest_vmpl,
@@ -334,19 +212,208 @@ pub fn inspect_parsed(file: &IgvmFile, locs: &[HeaderLoc], file_size: usize) -> 
         ],
         policy_len: b.policy_len,
         policy_digest: hex::encode(b.policy_digest),
-    });
+    })
+}
+
+/// The summary of the directives, built in one pass in directive order. `last_gpa` is
+/// the GPA of the previous directive if it was PAGE_DATA (else `u64::MAX`), so that a
+/// page run never spans another directive.
+struct DirectiveSummary {
+    runs: Vec<PageRun>,
+    last_gpa: u64,
+    counts: std::collections::BTreeMap<String, usize>,
+    areas: Vec<serde_json::Value>,
+    required: Vec<[String; 2]>,
+    vps: Vec<VpInfo>,
+    id_block: Option<IdBlockSummary>,
+}
+
+impl DirectiveSummary {
+    fn new() -> Self {
+        DirectiveSummary {
+            runs: Vec::new(),
+            last_gpa: u64::MAX,
+            counts: std::collections::BTreeMap::new(),
+            areas: Vec::new(),
+            required: Vec::new(),
+            vps: Vec::new(),
+            id_block: None,
+        }
+    }
+
+    /// Add one directive of `file`.
+    fn add(&mut self, file: &IgvmFile, h: &IgvmDirectiveHeader) {
+        *self.counts.entry(kind_name(h).to_string()).or_insert(0) += 1;
+        match h {
+            IgvmDirectiveHeader::PageData {
+                gpa,
+                compatibility_mask,
+                flags,
+                data_type,
+                data,
+            } => {
+                let r = PageRun {
+                    gpa: format!("{gpa:#x}"),
+                    pages: 1,
+                    compatibility_mask: format!("{compatibility_mask:#x}"),
+                    data_type: format!("{data_type:?}"),
+                    flags: flag_names(*flags),
+                    data: !data.is_empty(),
+                };
+                self.page(*gpa, r);
+                return;
+            }
+            IgvmDirectiveHeader::ParameterArea { .. }
+            | IgvmDirectiveHeader::VpCount(_)
+            | IgvmDirectiveHeader::MemoryMap(_)
+            | IgvmDirectiveHeader::EnvironmentInfo(_)
+            | IgvmDirectiveHeader::ParameterInsert(_) => self.areas.push(parameter_info(h)),
+            IgvmDirectiveHeader::RequiredMemory {
+                gpa,
+                number_of_bytes,
+                ..
+            } => self
+                .required
+                .push([format!("{gpa:#x}"), format!("{number_of_bytes:#x}")]),
+            IgvmDirectiveHeader::SnpVpContext { .. }
+            | IgvmDirectiveHeader::X64NativeVpContext { .. } => {
+                self.vps.extend(vp_info(h));
+            }
+            IgvmDirectiveHeader::SnpIdBlock {
+                compatibility_mask, ..
+            } => {
+                let policy = policy_for(file, *compatibility_mask).unwrap_or(0);
+                self.id_block = SignedIdBlock::from_directive(h, policy)
+                    .ok()
+                    .flatten()
+                    .map(|s| s.summary());
+            }
+            _ => {}
+        }
+        self.last_gpa = u64::MAX;
+    }
+
+    /// Extend the last page run by the page at `gpa`, or start a new run `r`: a run is
+    /// consecutive pages with equal mask, type, flags and data presence.
+    fn page(&mut self, gpa: u64, r: PageRun) {
+        match self.runs.last_mut() {
+            Some(l)
+                if self.last_gpa.checked_add(PAGE_SIZE as u64) == Some(gpa)
+                    && l.compatibility_mask == r.compatibility_mask
+                    && l.data_type == r.data_type
+                    && l.flags == r.flags
+                    && l.data == r.data =>
+            {
+                l.pages += 1
+            }
+            _ => self.runs.push(r),
+        }
+        self.last_gpa = gpa;
+    }
+}
+
+/// The names of the PAGE_DATA flags set.
+fn flag_names(flags: igvm_defs::IgvmPageDataFlags) -> Vec<&'static str> {
+    let mut fl = Vec::new();
+    if flags.is_2mb_page() {
+        fl.push("2mb");
+    }
+    if flags.unmeasured() {
+        fl.push("unmeasured");
+    }
+    if flags.shared() {
+        fl.push("shared");
+    }
+    fl
+}
+
+/// One parameter-area directive: the area itself, what fills it, or where it is
+/// inserted (`null` for other directives).
+fn parameter_info(h: &IgvmDirectiveHeader) -> serde_json::Value {
+    match h {
+        IgvmDirectiveHeader::ParameterArea {
+            number_of_bytes,
+            parameter_area_index,
+            initial_data,
+        } => serde_json::json!({
+            "index": parameter_area_index,
+            "size": format!("{number_of_bytes:#x}"),
+            "initial_data": !initial_data.is_empty(),
+        }),
+        IgvmDirectiveHeader::VpCount(p)
+        | IgvmDirectiveHeader::MemoryMap(p)
+        | IgvmDirectiveHeader::EnvironmentInfo(p) => serde_json::json!({
+            "index": p.parameter_area_index,
+            "fills": kind_name(h),
+            "byte_offset": p.byte_offset,
+        }),
+        IgvmDirectiveHeader::ParameterInsert(p) => serde_json::json!({
+            "index": p.parameter_area_index,
+            "inserted_at": format!("{:#x}", p.gpa),
+            "compatibility_mask": format!("{:#x}", p.compatibility_mask),
+        }),
+        _ => serde_json::Value::Null,
+    }
+}
+
+/// One VP context (SNP or native); `None` for an SNP VMSA of the wrong size and for
+/// other directives.
+fn vp_info(h: &IgvmDirectiveHeader) -> Option<VpInfo> {
+    match h {
+        IgvmDirectiveHeader::SnpVpContext {
+            gpa,
+            compatibility_mask,
+            vp_index,
+            vmsa,
+        } => vmsa_of(vmsa).ok().map(|v| VpInfo {
+            kind: "snp",
+            vp_index: *vp_index,
+            gpa: Some(format!("{gpa:#x}")),
+            rip: format!("{:#x}", v.rip),
+            vmpl: Some(v.vmpl),
+            sev_features: Some(format!("{:#x}", v.sev_features)),
+            cr0: format!("{:#x}", v.cr0),
+            efer: format!("{:#x}", v.efer),
+            compatibility_mask: format!("{compatibility_mask:#x}"),
+        }),
+        IgvmDirectiveHeader::X64NativeVpContext {
+            compatibility_mask,
+            vp_index,
+            context,
+        } => Some(VpInfo {
+            kind: "native",
+            vp_index: *vp_index,
+            gpa: None,
+            rip: format!("{:#x}", context.rip),
+            vmpl: None,
+            sev_features: None,
+            cr0: format!("{:#x}", context.cr0),
+            efer: format!("{:#x}", context.efer),
+            compatibility_mask: format!("{compatibility_mask:#x}"),
+        }),
+        _ => None,
+    }
+}
+
+/// Inspect a parsed file: its platforms, guest policies, the directive summary and the
+/// Vigil boot parameters.
+pub fn inspect_parsed(file: &IgvmFile, locs: &[HeaderLoc], file_size: usize) -> Inspection {
+    let mut d = DirectiveSummary::new();
+    for h in file.directives() {
+        d.add(file, h);
+    }
     Inspection {
         file_size,
         headers: locs.len(),
-        platforms,
-        guest_policies,
-        page_runs: runs,
-        parameter_areas: areas,
-        required_memory: required,
-        vp_contexts: vps,
-        id_block,
-        boot_params,
-        directive_counts: counts,
+        platforms: platforms_of(file),
+        guest_policies: guest_policies_of(file),
+        page_runs: d.runs,
+        parameter_areas: d.areas,
+        required_memory: d.required,
+        vp_contexts: d.vps,
+        id_block: d.id_block,
+        boot_params: boot_params_info(file),
+        directive_counts: d.counts,
     }
 }
 

@@ -6,6 +6,7 @@
 //!
 //! Run: `cargo bench -p vigil-igvm --bench measure`. The whole-process comparison with
 //! sev-snp-measure is `cargo run --release -p vigil-igvm --example bench-vs-snpmeasure`.
+#![warn(clippy::too_many_lines)]
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use vigil_igvm::builder::{self, BuildConfig, Firmware, Profile};

@@ -7,6 +7,7 @@
 //! last 4 KiB, so it has a footer table and SEV metadata), written to a temporary file
 //! that both tools read. Each tool runs RUNS times (default 10) alternately; the mean
 //! and minimum wall-clock times and the ratio are printed, and both digests must agree.
+#![warn(clippy::too_many_lines)]
 
 use std::path::PathBuf;
 use std::process::Command;

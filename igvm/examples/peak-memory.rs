@@ -7,6 +7,7 @@
 //! The other inputs of each command are small valid files written to a temporary
 //! directory (a test kernel and guest ELF, a 1 MiB OVMF image from the AmdSev fixture,
 //! a built IGVM file, a P-384 public key).
+#![warn(clippy::too_many_lines)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,6 +5,8 @@
 //! (bad or conflicting flags); 3 environment (a file cannot be opened, read or written).
 //! Output to a closed stdout stops quietly. See `cli::output`.
 #![forbid(unsafe_code)]
+// No function over 150 lines (igvm/clippy.toml); `-D warnings` makes it an error.
+#![warn(clippy::too_many_lines)]
 
 mod cli;
 

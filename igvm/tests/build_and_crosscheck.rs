@@ -2,6 +2,7 @@
 //! launch digest agrees with `igvm::measurement::generate_snp_measurement` (the `igvm`
 //! crate, feature `corim`) under the loader rules that crate implements, and every
 //! divergence under QEMU+KVM's rules is shown and explained here.
+#![warn(clippy::too_many_lines)]
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The `vigil-igvm` binary end to end: build -> inspect -> lint -> refs -> qemu-args ->
 //! sign (one step and two steps) -> verify, exit codes (0 ok, 1 bad input or failed
 //! check, 2 usage, 3 environment) and errors that name the field and offset.
+#![warn(clippy::too_many_lines)]
 
 mod common;
 

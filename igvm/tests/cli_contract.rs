@@ -2,6 +2,7 @@
 //! be, scripts that read `--json` and exit codes, pipes that close early, flags that must
 //! not be ignored. Exit codes: 0 success, 1 bad input, 2 usage, 3 environment; a closed
 //! stdout stops the output quietly.
+#![warn(clippy::too_many_lines)]
 
 mod common;
 
@@ -383,6 +384,18 @@ fn every_input_is_bounded_and_dev_zero_refused() {
         );
         assert!(t.elapsed().as_secs() < 60, "{a:?} took {:?}", t.elapsed());
     }
+}
+
+#[test]
+fn counts_are_bounded_before_anything_is_read() {
+    let d = Dir::new();
+    let (rc, _, err) = d.build(&d.path("guest.elf"), "v.igvm", &[]);
+    assert_eq!(rc, 0, "{err}");
+    let v = d.path("v.igvm");
+    let (kp, gp, op) = (d.path("kernel.elf"), d.path("guest.elf"), d.path("ovmf.fd"));
+    let (v, k, g, o) = (p(&v), p(&kp), p(&gp), p(&op));
+    let out = d.path("o.igvm");
+    let out = p(&out);
     // Counts are bounded by the parser (usage, exit 2) before anything is read.
     for a in [
         vec!["measure", v, "--vcpus", "4294967295"],
@@ -416,6 +429,13 @@ fn every_input_is_bounded_and_dev_zero_refused() {
         assert_eq!(rc, 2, "{a:?}: {err}");
         assert!(err.contains("1..=4096"), "{a:?}: {err}");
     }
+}
+
+#[test]
+fn cpuid_signature_fields_are_not_truncated() {
+    let d = Dir::new();
+    let op = d.path("ovmf.fd");
+    let o = p(&op);
     // CPUID signature fields that would be truncated silently.
     for (flag, value) in [
         ("--vcpu-family", "271"),

@@ -11,6 +11,7 @@
 //! Debian 12's OVMF images have a footer table (SEV-ES reset block, hash table) but no
 //! SEV metadata, so only OVMF pages and VMSAs are measured for them; the fixtures cover
 //! the metadata sections.
+#![warn(clippy::too_many_lines)]
 
 #[path = "common/oracle.rs"]
 mod oracle;

@@ -1,6 +1,7 @@
 //! Hostile inputs: mutated and truncated IGVM files and OVMF images never panic the
 //! reader, `measure`, `inspect` or `lint`; they give Ok or a typed error. (The
 //! cargo-fuzz target fuzz/fuzz_targets/igvm_reader.rs explores further.)
+#![warn(clippy::too_many_lines)]
 
 mod common;
 

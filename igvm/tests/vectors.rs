@@ -1,6 +1,7 @@
 //! Every launch digest of testdata/measure/VECTORS.md (copied from
 //! ../shared/testdata/measure with its README) reproduces, the two read from SNP
 //! hardware included. A last test checks that no digest of VECTORS.md is left out here.
+#![warn(clippy::too_many_lines)]
 
 use vigil_igvm::ovmf_measure::{measure, KernelHashes, Mode, OvmfParams};
 use vigil_igvm::reset_vmsa::{Fpu, VmmType};

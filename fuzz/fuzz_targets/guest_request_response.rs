@@ -31,11 +31,15 @@ fuzz_target!(|data: &[u8]| {
         let off = usize::from(u16::from_le_bytes([e[0], e[1]])) % 4096;
         page[off] ^= e[2];
     }
-    // The bytes that matter: the 16-byte GCM tag, the authenticated header from
+    // The bytes that matter: the 16-byte GCM tag, MSG_SEQNO (0x20..0x28: the IV, so
+    // bound by the tag although not in the AAD), the authenticated header from
     // AAD_OFFSET on, and the payload. The rest of the tag field, the reserved bytes and
-    // the page after the payload are not authenticated by the ABI, and not used.
+    // the page after the payload are not authenticated by the ABI, and not used. (The
+    // first campaign's one crash was this harness leaving MSG_SEQNO out of this list;
+    // monitor/tests/guest_request.rs keeps its input as a regression test.)
     let used = |p: &[u8; 4096]| {
         let mut v = p[..16].to_vec();
+        v.extend_from_slice(&p[0x20..0x28]);
         v.extend_from_slice(&p[AAD_OFFSET..HEADER_SIZE + payload.len()]);
         v
     };

@@ -11,7 +11,8 @@ const KEY: [u8; 32] = [0x5c; 32];
 
 fn channel_after_request() -> Channel {
     let mut ch = Channel::new(KEY);
-    ch.request(MSG_REPORT_REQ, 1, &[0u8; 96]).expect("first request");
+    ch.request(MSG_REPORT_REQ, 1, &[0u8; 96])
+        .expect("first request");
     ch
 }
 
@@ -34,7 +35,8 @@ fn a_replayed_answer_is_refused_by_its_sequence_number() {
     let honest = seal(&KEY, 2, MSG_REPORT_RSP, 1, 0, &[1; 32]).expect("seal");
     let mut ch = channel_after_request();
     ch.response(&honest, MSG_REPORT_RSP).expect("first answer");
-    ch.request(MSG_REPORT_REQ, 1, &[0u8; 96]).expect("second request");
+    ch.request(MSG_REPORT_REQ, 1, &[0u8; 96])
+        .expect("second request");
     assert_eq!(
         ch.response(&honest, MSG_REPORT_RSP).unwrap_err(),
         GuestRequestError::BadSequence

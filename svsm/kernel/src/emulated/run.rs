@@ -185,10 +185,9 @@ fn rdrand64() -> u64 {
     v ^ svm::rdtsc()
 }
 
-/// Entry from `kernel_main`.
-pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
-    let launch_tsc = svm::rdtsc();
-    // Vigil's memory must fit below 16 MiB (image, heap, tables: all of it).
+/// Refuse to start unless Vigil's memory (image, heap, tables) ends below `VIGIL_END`
+/// and the guest RAM `[GUEST_BASE, GUEST_END)` is RAM in the PVH memory map.
+fn check_memory(boot: &BootInfo, mem: &MemoryInfo) {
     if mem.image.image.end > VIGIL_END || mem.heap.end > VIGIL_END {
         fail(format_args!(
             "Vigil's memory ends above {VIGIL_END:#x} (image to {:#x}, heap to {:#x})",
@@ -202,6 +201,11 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
             "guest RAM {GUEST_BASE:#x}-{GUEST_END:#x} is not RAM in the memory map"
         ));
     }
+}
+
+/// The guest ELF of the boot module with its entry and segments, and guest RAM mapped
+/// read+write for Vigil.
+fn load_guest(boot: &BootInfo) -> (Vec<u8>, u64, Vec<loader::Segment>) {
     let elf = read_module(boot);
     let (entry, segs) = match loader::parse_elf(&elf) {
         Ok(x) => x,
@@ -213,14 +217,17 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
     if let Some((used, total)) = with_page_tables(|pt| pt.usage()) {
         log::info!("emulated: Vigil's page tables use {used} of {total} table pages");
     }
+    (elf, entry, segs)
+}
 
-    // The launch: zero the launch region, load the image.
-    let mut km = KernelMem;
+/// The launch: zero the launch region, load the image, and measure Vigil's text+rodata,
+/// then the guest image pages. Returns the launch digest.
+fn launch(km: &mut KernelMem, mem: &MemoryInfo, elf: &[u8], segs: &[loader::Segment]) -> [u8; 48] {
     let zero = [0u8; 4096];
     for a in (GUEST_BASE..LAUNCH_END).step_by(4096) {
         km.write(a, &zero);
     }
-    for s in &segs {
+    for s in segs {
         let data = &elf[s.offset as usize..(s.offset + s.filesz) as usize];
         km.write(s.paddr, data);
     }
@@ -243,7 +250,7 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
         "emulated: launch digest after Vigil's pages {}",
         Hex(&digest)
     );
-    let gpages = loader::image_pages(&segs);
+    let gpages = loader::image_pages(segs);
     for &a in &gpages {
         km.read(a, &mut page);
         digest = loader::extend_normal(&digest, a, &page);
@@ -254,7 +261,11 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
         kpages,
         gpages.len()
     );
-    // Guest page tables, secrets page, calling area.
+    digest
+}
+
+/// The guest's page tables and secrets page, with fresh VMPCKs (returned, all four).
+fn write_guest_pages(km: &mut KernelMem, guest_vmpl: u8) -> [[u8; 32]; 4] {
     for (i, t) in loader::guest_page_tables().iter().enumerate() {
         km.write(loader::GUEST_PML4 + i as u64 * 4096, t.as_bytes());
     }
@@ -264,7 +275,6 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
             c.copy_from_slice(&rdrand64().to_le_bytes());
         }
     }
-    let policy = Policy::default();
     let mut secrets = SecretsPage::new_zeroed();
     secrets.version = 3;
     // The guest's copy: VMPCK0 stays zero (it never leaves VMPL0, invariant 7); the
@@ -276,9 +286,14 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
     secrets.svsm_size = VIGIL_END;
     secrets.svsm_caa = loader::GUEST_CAA;
     secrets.svsm_max_version = 1;
-    secrets.svsm_guest_vmpl = policy.guest_vmpl;
+    secrets.svsm_guest_vmpl = guest_vmpl;
     km.write(loader::GUEST_SECRETS, secrets.as_bytes());
+    vmpck
+}
 
+/// The emulated platform (PSP with the launch digest, nested tables, the launch
+/// region validated) and the monitor over it. Returns the monitor and the nested CR3.
+fn new_monitor(vmpck: [[u8; 32]; 4], digest: [u8; 48], policy: Policy) -> (Mon, u64) {
     let psp = match psp::new_psp(vmpck, digest) {
         Ok(p) => p,
         Err(e) => fail(format_args!("emulated PSP: {e:?}")),
@@ -318,8 +333,11 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
         Ok(m) => m,
         Err(e) => fail(format_args!("monitor configuration refused: {e:?}")),
     };
+    (m, n_cr3)
+}
 
-    // SVM on.
+/// SVM on, with a host save area leaked for the life of the kernel.
+fn enable_svm() {
     let hsave = Box::new(Vmcb::new_zeroed());
     let hsave_pa = &*hsave as *const Vmcb as u64;
     // SAFETY: the platform is emulated-capable (the caller checked CPUID); `hsave` is a
@@ -328,7 +346,11 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
         fail(format_args!("SVM: {e:?}"));
     }
     core::mem::forget(hsave);
+}
 
+/// The I/O permission map (every port intercepted but COM1) and the MSR permission map
+/// (every MSR intercepted), leaked; returns their addresses.
+fn permission_maps() -> (u64, u64) {
     let mut iopm = Box::new(Iopm([0xff; 12288]));
     for p in policy::COM1 {
         iopm.0[p as usize / 8] &= !(1 << (p % 8));
@@ -336,6 +358,22 @@ pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
     let msrpm = Box::new(Msrpm([0xff; 8192]));
     let iopm_pa = Box::leak(iopm) as *const Iopm as u64;
     let msrpm_pa = Box::leak(msrpm) as *const Msrpm as u64;
+    (iopm_pa, msrpm_pa)
+}
+
+/// Entry from `kernel_main`: check the memory, load and measure the guest, write its
+/// pages, make the monitor, turn SVM on and run the boot vCPU on the run loop's stack.
+pub fn run(boot: &BootInfo, mem: &MemoryInfo) -> ! {
+    let launch_tsc = svm::rdtsc();
+    check_memory(boot, mem);
+    let (elf, entry, segs) = load_guest(boot);
+    let mut km = KernelMem;
+    let digest = launch(&mut km, mem, &elf, &segs);
+    let policy = Policy::default();
+    let vmpck = write_guest_pages(&mut km, policy.guest_vmpl);
+    let (m, n_cr3) = new_monitor(vmpck, digest, policy);
+    enable_svm();
+    let (iopm_pa, msrpm_pa) = permission_maps();
 
     let bench = boot
         .option("bench")

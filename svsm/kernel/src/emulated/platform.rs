@@ -476,28 +476,26 @@ mod tests {
         assert!(GuestMemory::write(&mut p, Gpa(48 * MIB - 2), &b).is_err());
     }
 
-    /// The monitor core on this platform, driven by SVSM calls as the guest makes them:
-    /// the nested tables follow the monitor's page state (validate -> mapped, VMSA ->
-    /// unmapped, refusals leave them alone) and never map Vigil's memory.
-    #[test]
-    fn monitor_calls_drive_the_nested_tables() {
-        use monitor::{CallOutcome, Monitor, MonitorConfig};
-        use svsm_abi::calling_area::SvsmRegs;
-        use svsm_abi::core_protocol::{call, result, SVSM_CORE_PROTOCOL};
-        use svsm_abi::pvalidate::PvalidateEntry;
-        use zerocopy::IntoBytes;
+    /// The calling area and the PVALIDATE list of [`monitor_calls_drive_the_nested_tables`].
+    const CAA: u64 = 17 * MIB + 0x4000;
+    const LIST: u64 = 17 * MIB + 0x2_0000;
 
+    type Mon = monitor::Monitor<EmuPlatform<Ram>>;
+
+    /// The monitor over [`plat`] with `[16 MiB, 18 MiB)` launch-validated and the boot
+    /// calling area at [`CAA`].
+    fn monitor_on_plat() -> Mon {
+        use monitor::{Monitor, MonitorConfig};
         let mut p = plat();
         p.launch_validate(16 * MIB, 18 * MIB).unwrap();
-        let caa = 17 * MIB + 0x4000;
-        let mut m = Monitor::new(
+        Monitor::new(
             p,
             MonitorConfig {
                 ram_size: 48 * MIB,
                 vigil_base: Gpa(0),
                 vigil_size: 16 * MIB,
                 boot_apic_id: 0,
-                boot_caa: Gpa(caa),
+                boot_caa: Gpa(CAA),
                 prevalidated: (16 * MIB..18 * MIB)
                     .step_by(4096)
                     .map(|a| (Gpa(a), PageSize::Size4K))
@@ -507,28 +505,48 @@ mod tests {
                 policy: monitor::policy::Policy::default(),
             },
         )
-        .unwrap();
-        let list = 17 * MIB + 0x2_0000;
-        let call_with = |m: &mut Monitor<EmuPlatform<Ram>>, c: u32, rcx: u64, rdx: u64, r8: u64| {
-            m.platform_mut().write(Gpa(caa), &[1]).unwrap();
-            let mut r = SvsmRegs {
-                rax: SvsmRegs::rax_for(SVSM_CORE_PROTOCOL, c),
-                rcx,
-                rdx,
-                r8,
-                r9: 0,
-            };
-            assert_eq!(m.handle_request(0, &mut r), CallOutcome::Handled);
-            r.rax
+        .unwrap()
+    }
+
+    /// One core-protocol call `c` as the guest makes it (call pending set in the CAA);
+    /// returns RAX.
+    fn call_with(m: &mut Mon, c: u32, rcx: u64, rdx: u64, r8: u64) -> u64 {
+        use monitor::CallOutcome;
+        use svsm_abi::calling_area::SvsmRegs;
+        use svsm_abi::core_protocol::SVSM_CORE_PROTOCOL;
+        m.platform_mut().write(Gpa(CAA), &[1]).unwrap();
+        let mut r = SvsmRegs {
+            rax: SvsmRegs::rax_for(SVSM_CORE_PROTOCOL, c),
+            rcx,
+            rdx,
+            r8,
+            r9: 0,
         };
-        let write_list = |m: &mut Monitor<EmuPlatform<Ram>>, e: &[PvalidateEntry]| {
-            let mut b = vec![0u8; 8 + 8 * e.len()];
-            b[0..2].copy_from_slice(&(e.len() as u16).to_le_bytes());
-            for (i, x) in e.iter().enumerate() {
-                b[8 + 8 * i..16 + 8 * i].copy_from_slice(&x.0.to_le_bytes());
-            }
-            m.platform_mut().write(Gpa(list), &b).unwrap();
-        };
+        assert_eq!(m.handle_request(0, &mut r), CallOutcome::Handled);
+        r.rax
+    }
+
+    /// Write a PVALIDATE list of `e` at [`LIST`].
+    fn write_list(m: &mut Mon, e: &[svsm_abi::pvalidate::PvalidateEntry]) {
+        let mut b = vec![0u8; 8 + 8 * e.len()];
+        b[0..2].copy_from_slice(&(e.len() as u16).to_le_bytes());
+        for (i, x) in e.iter().enumerate() {
+            b[8 + 8 * i..16 + 8 * i].copy_from_slice(&x.0.to_le_bytes());
+        }
+        m.platform_mut().write(Gpa(LIST), &b).unwrap();
+    }
+
+    /// The monitor core on this platform, driven by SVSM calls as the guest makes them:
+    /// the nested tables follow the monitor's page state (validate -> mapped, VMSA ->
+    /// unmapped, refusals leave them alone) and never map Vigil's memory.
+    #[test]
+    fn monitor_calls_drive_the_nested_tables() {
+        use svsm_abi::core_protocol::{call, result};
+        use svsm_abi::pvalidate::PvalidateEntry;
+        use zerocopy::IntoBytes;
+
+        let mut m = monitor_on_plat();
+        let list = LIST;
         // Validate two pages: mapped read/write/execute for the guest, zeroed.
         m.platform_mut().write(Gpa(20 * MIB), &[0xee; 8]).unwrap();
         write_list(
@@ -618,7 +636,13 @@ mod tests {
                 "Vigil page {a:#x} mapped"
             );
         }
-        // What the NPF handler logs: a page the nested tables refuse the guest is one the
+        refused_accesses_are_named(&mut m);
+    }
+
+    /// What the NPF handler logs, after [`monitor_calls_drive_the_nested_tables`]' calls
+    /// (a VMSA at 20 MiB, 18 MiB - 4 KiB rescinded).
+    fn refused_accesses_are_named(m: &mut Mon) {
+        // A page the nested tables refuse the guest is one the
         // monitor can name (never "validated"), and recording it appends ACCESS_REFUSED.
         use monitor::access::{Access, Refusal};
         use monitor::pages::PageState;

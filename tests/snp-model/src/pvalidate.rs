@@ -48,7 +48,8 @@ pub enum Outcome {
     },
 }
 
-/// One PVALIDATE, after the model translated RAX to `gpa`.
+/// One PVALIDATE or RMPADJUST, after the model translated RAX to `gpa` (both take
+/// these operands; `rmpadjust::Request` is this type).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Request {
     /// The GPA RAX translated to.

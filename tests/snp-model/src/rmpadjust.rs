@@ -47,20 +47,9 @@ pub enum Outcome {
     },
 }
 
-/// One RMPADJUST after translation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Request {
-    /// The GPA RAX translated to.
-    pub gpa: u64,
-    /// RCX.
-    pub rcx: u64,
-    /// RDX.
-    pub rdx: u64,
-    /// The VMPL running.
-    pub vmpl: u8,
-    /// The CPL running.
-    pub cpl: u8,
-}
+/// One RMPADJUST after translation: the same operands as PVALIDATE's (RAX translated to
+/// a GPA, RCX, RDX, the running VMPL and CPL).
+pub use crate::pvalidate::Request;
 
 fn done(eax: u32) -> Outcome {
     Outcome::Done { eax }

@@ -10,6 +10,7 @@
 //! DESIGN.md is enforced and tested.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(clippy::too_many_lines)]
 
 extern crate alloc;
 #[cfg(feature = "sim")]

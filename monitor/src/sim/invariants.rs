@@ -10,14 +10,30 @@ use zerocopy::FromBytes;
 
 /// Checks every invariant; the error names the invariant and the page.
 pub fn check(vm: &SimVm) -> Result<(), String> {
+    vigil_memory(vm)?;
+    // Invariant 3.
+    let rmp = &vm.m.platform().rmp;
+    if rmp.unzeroed_grants != 0 {
+        return Err(format!(
+            "inv3: {} grants of unzeroed validated pages",
+            rmp.unzeroed_grants
+        ));
+    }
+    // The protection's invariants (P1-P3) first: they name the broken rule more
+    // precisely than the table-against-RMP check below.
+    super::protect_invariants::check(vm)?;
+    pages_against_rmp(vm)?;
+    copy_in_and_host_answers(vm)?;
+    event_log(vm)
+}
+
+/// Invariant 1: Vigil's memory is never accessible below VMPL0 and never shared by Vigil.
+fn vigil_memory(vm: &SimVm) -> Result<(), String> {
     let m = &vm.m;
     let mach = m.platform();
     let rmp = &mach.rmp;
-    let gv = m.guest_vmpl().get() as usize;
     let (vb, vs) = m.vigil_range();
     let (vfirst, vlast) = (vb.gfn(), (vb.0 + vs).div_ceil(PAGE_SIZE_4K));
-
-    // Invariant 1: Vigil's memory is never accessible below VMPL0 and never shared by Vigil.
     for gfn in vfirst..vlast {
         let Some(e) = rmp.get(gfn) else { continue };
         if e.perms[1..].iter().any(|p| *p != 0) {
@@ -43,17 +59,15 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
             ));
         }
     }
-    // Invariant 3.
-    if rmp.unzeroed_grants != 0 {
-        return Err(format!(
-            "inv3: {} grants of unzeroed validated pages",
-            rmp.unzeroed_grants
-        ));
-    }
-    // The protection's invariants (P1-P3) first: they name the broken rule more
-    // precisely than the table-against-RMP check below.
-    super::protect_invariants::check(vm)?;
-    // Invariants 2 and 6, and the table against the RMP.
+    Ok(())
+}
+
+/// Invariants 2 and 6, and Vigil's page table against the RMP.
+fn pages_against_rmp(vm: &SimVm) -> Result<(), String> {
+    let m = &vm.m;
+    let mach = m.platform();
+    let rmp = &mach.rmp;
+    let gv = m.guest_vmpl().get() as usize;
     for (gfn, st) in m.pages().iter() {
         let Some(e) = rmp.get(gfn) else { continue };
         if e.validations > 1 {
@@ -119,6 +133,12 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
         }
     }
 
+    Ok(())
+}
+
+/// Invariants 4 (copy-in once) and 5 (every host answer checked).
+fn copy_in_and_host_answers(vm: &SimVm) -> Result<(), String> {
+    let mach = vm.m.platform();
     // Invariant 4: guest data copied in once. The machine saw every read Vigil made of
     // guest memory in each call; no bytes may have been read twice in one call.
     if let Some((gpa, len)) = mach.rereads.first() {
@@ -145,9 +165,14 @@ pub fn check(vm: &SimVm) -> Result<(), String> {
             ));
         }
     }
-    // Invariants 5 and 7.
-    // Invariant 8: one record per dispatched call, plus LAUNCH, plus one per refused
-    // guest access the platform reported, and the chain replays.
+    Ok(())
+}
+
+/// Invariant 8: one record per dispatched call, plus LAUNCH, plus one per refused
+/// guest access the platform reported, and the chain replays.
+fn event_log(vm: &SimVm) -> Result<(), String> {
+    let m = &vm.m;
+    let mach = m.platform();
     // Refused accesses are counted on the machine's side: every ACCESS_REFUSED record
     // must name, in order, a fault the machine's RMP refused and reported.
     let log = m.event_log();

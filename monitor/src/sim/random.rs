@@ -76,244 +76,303 @@ fn modes(x: u64) -> HostMode {
     }
 }
 
-/// Applies one step. Host modes set by a step last for the next step only.
+/// Applies one step. Host modes set by a step last for the next step only (a step
+/// that ends early leaves the mode set).
 pub fn apply(vm: &mut SimVm, s: Step) {
     let hostile = vm.mach().hv.mode != HostMode::Honest;
-    let core = |c| SvsmRegs::rax_for(0, c);
-    match s.op % 20 {
-        0 | 1 => {
-            let size_2m = s.b.is_multiple_of(4);
-            let (gpa, size) = if size_2m {
-                (base_2m(s.a), PageSize::Size2M)
-            } else {
-                (page(s.a), PageSize::Size4K)
-            };
-            let n = 1 + s.c % 4;
-            let op = if s.op.is_multiple_of(20) || !s.c.is_multiple_of(3) {
-                PscOp::Private
-            } else {
-                PscOp::Shared
-            };
-            let req: std::vec::Vec<_> = (0..n)
-                .map(|i| PscRequest {
-                    gpa: Gpa(gpa.0 + i * size.bytes()),
-                    size,
-                    op,
-                })
-                .collect();
-            // Asking the host to take Vigil's memory ends the VM; keep it rare so that
-            // runs reach deep states.
-            let hits_vigil = req
-                .iter()
-                .any(|r| vm.m.pages().overlaps_vigil(r.gpa, r.size.bytes()));
-            // Likewise for the pages that carry the calls (calling area, list page).
-            let hits_calls = req
-                .iter()
-                .any(|r| r.gpa.0 < 0x3000 + r.size.bytes() && r.gpa.0 + r.size.bytes() > 0x1000);
-            if (hits_vigil || hits_calls) && !s.c.is_multiple_of(64) {
-                return;
-            }
-            let _ = vm.guest_psc(&req);
-        }
-        2..=5 => {
-            let n = 1 + s.c % 4;
-            let list: std::vec::Vec<_> = (0..n)
-                .map(|i| {
-                    entry(
-                        s.a.rotate_left(i as u32 * 13),
-                        s.b.rotate_left(i as u32 * 7),
-                    )
-                })
-                .collect();
-            let next = if s.c.is_multiple_of(31) {
-                (s.c >> 8) as u16 % 6
-            } else {
-                0
-            };
-            if s.c & 0x100 != 0 {
-                // The guest's usual flow: page-state change to private, then PVALIDATE.
-                let req: std::vec::Vec<_> = list
-                    .iter()
-                    .filter_map(|e| {
-                        let size = PageSize::from_field(e.size_field())?;
-                        if vm.m.pages().overlaps_vigil(Gpa(e.gpa()), size.bytes())
-                            || e.gpa() < 0x3000
-                        {
-                            return None;
-                        }
-                        Some(PscRequest {
-                            gpa: Gpa(e.gpa()),
-                            size,
-                            op: PscOp::Private,
-                        })
-                    })
-                    .collect();
-                if !req.is_empty() {
-                    let _ = vm.guest_psc(&req);
-                }
-            }
-            vm.list_call(call::PVALIDATE, LIST_PAGE, &list, next);
-        }
-        6 | 7 => {
-            let vmsa = page(s.a);
-            let caa = page(s.b);
-            let vmpl = if s.c.is_multiple_of(7) {
-                (s.c >> 3) as u8 % 4
-            } else {
-                vm.m.guest_vmpl().get()
-            };
-            let mut f = SevFeatures::SNP_ACTIVE.bits();
-            if s.c.is_multiple_of(11) {
-                f = (s.c >> 5) & 0x1_ffff;
-            }
-            let efer = if s.c.is_multiple_of(13) { 0 } else { 1 << 12 };
-            let _ = vm.write_vmsa(vmsa, vmpl, f, efer);
-            let apic = ((s.c >> 16) % 6) as u32;
-            let (_, r) = vm.call(core(call::CREATE_VCPU), vmsa.0, caa.0, apic as u64);
-            // The guest starts its new vCPU itself, as Linux does after CREATE_VCPU.
-            if r.rax == 0 && !s.b.is_multiple_of(3) {
-                let _ = vm.guest_ap_create(apic, vmsa);
-            }
-        }
-        8 => {
-            let vmsa = match vm
-                .m
-                .vcpus()
-                .iter()
-                .filter_map(|v| v.vmsa)
-                .nth((s.a % 4) as usize)
-            {
-                Some(g) if !s.b.is_multiple_of(4) => g,
-                _ => page(s.a),
-            };
-            let apic = if s.c.is_multiple_of(3) {
-                (s.c >> 4) as u32 % 6
-            } else {
-                BOOT_APIC
-            };
-            vm.call_from(
-                apic,
-                SvsmRegs {
-                    rax: core(call::DELETE_VCPU),
-                    rcx: vmsa.0,
-                    ..Default::default()
-                },
-            );
-        }
-        9 | 10 => {
-            // DEPOSIT_MEM entries (6.5): size in bits 1:0, bits 11:2 reserved.
-            let n = 1 + s.c % 2;
-            let list: std::vec::Vec<_> = (0..n)
-                .map(|i| {
-                    let e = entry(s.a.rotate_left(i as u32 * 17), s.b);
-                    PvalidateEntry(
-                        e.0 & !(svsm_abi::pvalidate::ENTRY_VALIDATE
-                            | svsm_abi::pvalidate::ENTRY_IGNORE_CF),
-                    )
-                })
-                .collect();
-            vm.list_call(call::DEPOSIT_MEM, LIST_PAGE, &list, 0);
-        }
-        11 => {
-            vm.list_call(
-                call::WITHDRAW_MEM,
-                LIST_PAGE,
-                &[PvalidateEntry(0); 4][..1 + (s.c % 4) as usize],
-                0,
-            );
-        }
-        12 => {
-            let to = if s.c.is_multiple_of(2) {
-                Gpa(0x1000)
-            } else {
-                page(s.a)
-            };
-            vm.call(core(call::REMAP_CA), to.0, 0, 0);
-        }
-        13 => {
-            vm.call(
-                core(call::QUERY_PROTOCOL),
-                ((s.a % 3) << 32) | (s.b % 3),
-                0,
-                0,
-            );
-            vm.call(core(call::CONFIGURE_VTOM), s.c, 0, 0);
-            if s.a % 2 == 1 {
-                protect_step(vm, s);
-            }
-        }
-        14 => {
-            // Attestation: signing is the slowest step, so it is rarer (unless the host
-            // was just made hostile, to exercise the guest-request checks).
-            if s.a.is_multiple_of(4) || hostile {
-                let req = svsm_abi::attest_protocol::AttestServicesRequest {
-                    report_gpa: 0x23000,
-                    report_size: if s.b.is_multiple_of(5) { 16 } else { 4096 },
-                    nonce_gpa: if s.c.is_multiple_of(4) {
-                        page(s.c).0
-                    } else {
-                        0x21000
-                    },
-                    nonce_size: (s.b % 80) as u16,
-                    manifest_gpa: 0x22000,
-                    manifest_size: 4096,
-                    ..Default::default()
-                };
-                let _ = vm.guest_write(Gpa(0x20000), req.as_bytes());
-                vm.call(SvsmRegs::rax_for(1, (s.c % 3) as u32), 0x20000, 0, 0);
-            }
-        }
-        15 => {
-            // The host remaps a page (rarely one of Vigil's).
-            let g = if s.b.is_multiple_of(50) {
-                Gpa((4 << 20) + (s.a % 0x200) * 4096)
-            } else {
-                page(s.a)
-            };
-            if (vm.m.pages().overlaps_vigil(g, 4096) || (0x1000..0x3000).contains(&g.0))
-                && !s.b.is_multiple_of(50)
-            {
-                return;
-            }
-            vm.mach_mut().host_remap(g, s.c as u8);
-        }
-        16 => {
-            // The next step meets a hostile host (one time in four).
-            if s.b.is_multiple_of(4) {
-                vm.mach_mut().hv.mode = modes(s.a);
-                return;
-            }
-        }
-        17 => {
-            vm.call_from(
-                (s.c % 3) as u32,
-                SvsmRegs {
-                    rax: s.a,
-                    rcx: s.b,
-                    rdx: s.c,
-                    r8: s.a ^ s.b,
-                    r9: 0,
-                },
-            );
-        }
-        18 => {
-            let _ = vm.guest_write(page(s.a), &s.b.to_le_bytes());
-        }
-        _ => {
-            // A racing vCPU rewrites the list page while Vigil reads it.
-            let at = Gpa(LIST_PAGE.0 + (s.b % 5) * 8);
-            vm.mach_mut().race = Some(Race {
-                vmpl: vm.m.guest_vmpl().get(),
-                at,
-                bytes: entry(s.a, s.c).0.to_le_bytes().to_vec(),
-            });
-            vm.list_call(call::PVALIDATE, LIST_PAGE, &[entry(s.c, s.a)], 0);
-            vm.mach_mut().race = None;
-        }
-    }
-    if hostile {
+    let completed = match s.op % 20 {
+        0 | 1 => psc_step(vm, s),
+        2..=5 => pvalidate_step(vm, s),
+        6 | 7 => create_vcpu_step(vm, s),
+        8 => delete_vcpu_step(vm, s),
+        9 | 10 => deposit_step(vm, s),
+        11 => withdraw_step(vm, s),
+        12 => remap_ca_step(vm, s),
+        13 => query_step(vm, s),
+        14 => attest_step(vm, s, hostile),
+        15 => host_remap_step(vm, s),
+        16 => hostile_mode_step(vm, s),
+        17 => raw_call_step(vm, s),
+        18 => guest_write_step(vm, s),
+        _ => race_step(vm, s),
+    };
+    if hostile && completed {
         vm.mach_mut().hv.mode = HostMode::Honest;
     }
+}
+
+/// A page-state change the guest asks the host for (rarely one that hits Vigil or the
+/// call pages).
+/// Returns false when the step ends early (the host mode then stays).
+fn psc_step(vm: &mut SimVm, s: Step) -> bool {
+    let size_2m = s.b.is_multiple_of(4);
+    let (gpa, size) = if size_2m {
+        (base_2m(s.a), PageSize::Size2M)
+    } else {
+        (page(s.a), PageSize::Size4K)
+    };
+    let n = 1 + s.c % 4;
+    let op = if s.op.is_multiple_of(20) || !s.c.is_multiple_of(3) {
+        PscOp::Private
+    } else {
+        PscOp::Shared
+    };
+    let req: std::vec::Vec<_> = (0..n)
+        .map(|i| PscRequest {
+            gpa: Gpa(gpa.0 + i * size.bytes()),
+            size,
+            op,
+        })
+        .collect();
+    // Asking the host to take Vigil's memory ends the VM; keep it rare so that
+    // runs reach deep states.
+    let hits_vigil = req
+        .iter()
+        .any(|r| vm.m.pages().overlaps_vigil(r.gpa, r.size.bytes()));
+    // Likewise for the pages that carry the calls (calling area, list page).
+    let hits_calls = req
+        .iter()
+        .any(|r| r.gpa.0 < 0x3000 + r.size.bytes() && r.gpa.0 + r.size.bytes() > 0x1000);
+    if (hits_vigil || hits_calls) && !s.c.is_multiple_of(64) {
+        return false;
+    }
+    let _ = vm.guest_psc(&req);
+    true
+}
+
+/// A PVALIDATE list call, sometimes after the page-state change a guest makes first.
+fn pvalidate_step(vm: &mut SimVm, s: Step) -> bool {
+    let n = 1 + s.c % 4;
+    let list: std::vec::Vec<_> = (0..n)
+        .map(|i| {
+            entry(
+                s.a.rotate_left(i as u32 * 13),
+                s.b.rotate_left(i as u32 * 7),
+            )
+        })
+        .collect();
+    let next = if s.c.is_multiple_of(31) {
+        (s.c >> 8) as u16 % 6
+    } else {
+        0
+    };
+    if s.c & 0x100 != 0 {
+        // The guest's usual flow: page-state change to private, then PVALIDATE.
+        let req: std::vec::Vec<_> = list
+            .iter()
+            .filter_map(|e| {
+                let size = PageSize::from_field(e.size_field())?;
+                if vm.m.pages().overlaps_vigil(Gpa(e.gpa()), size.bytes()) || e.gpa() < 0x3000 {
+                    return None;
+                }
+                Some(PscRequest {
+                    gpa: Gpa(e.gpa()),
+                    size,
+                    op: PscOp::Private,
+                })
+            })
+            .collect();
+        if !req.is_empty() {
+            let _ = vm.guest_psc(&req);
+        }
+    }
+    vm.list_call(call::PVALIDATE, LIST_PAGE, &list, next);
+    true
+}
+
+/// CREATE_VCPU with a VMSA the guest wrote (sometimes a bad one), then the guest starts
+/// it.
+fn create_vcpu_step(vm: &mut SimVm, s: Step) -> bool {
+    let core = |c| SvsmRegs::rax_for(0, c);
+    let vmsa = page(s.a);
+    let caa = page(s.b);
+    let vmpl = if s.c.is_multiple_of(7) {
+        (s.c >> 3) as u8 % 4
+    } else {
+        vm.m.guest_vmpl().get()
+    };
+    let mut f = SevFeatures::SNP_ACTIVE.bits();
+    if s.c.is_multiple_of(11) {
+        f = (s.c >> 5) & 0x1_ffff;
+    }
+    let efer = if s.c.is_multiple_of(13) { 0 } else { 1 << 12 };
+    let _ = vm.write_vmsa(vmsa, vmpl, f, efer);
+    let apic = ((s.c >> 16) % 6) as u32;
+    let (_, r) = vm.call(core(call::CREATE_VCPU), vmsa.0, caa.0, apic as u64);
+    // The guest starts its new vCPU itself, as Linux does after CREATE_VCPU.
+    if r.rax == 0 && !s.b.is_multiple_of(3) {
+        let _ = vm.guest_ap_create(apic, vmsa);
+    }
+    true
+}
+
+/// DELETE_VCPU of a known VMSA or a random page, from the boot vCPU or another.
+fn delete_vcpu_step(vm: &mut SimVm, s: Step) -> bool {
+    let core = |c| SvsmRegs::rax_for(0, c);
+    let vmsa = match vm
+        .m
+        .vcpus()
+        .iter()
+        .filter_map(|v| v.vmsa)
+        .nth((s.a % 4) as usize)
+    {
+        Some(g) if !s.b.is_multiple_of(4) => g,
+        _ => page(s.a),
+    };
+    let apic = if s.c.is_multiple_of(3) {
+        (s.c >> 4) as u32 % 6
+    } else {
+        BOOT_APIC
+    };
+    vm.call_from(
+        apic,
+        SvsmRegs {
+            rax: core(call::DELETE_VCPU),
+            rcx: vmsa.0,
+            ..Default::default()
+        },
+    );
+    true
+}
+
+/// DEPOSIT_MEM entries (6.5): size in bits 1:0, bits 11:2 reserved.
+fn deposit_step(vm: &mut SimVm, s: Step) -> bool {
+    let n = 1 + s.c % 2;
+    let list: std::vec::Vec<_> = (0..n)
+        .map(|i| {
+            let e = entry(s.a.rotate_left(i as u32 * 17), s.b);
+            PvalidateEntry(
+                e.0 & !(svsm_abi::pvalidate::ENTRY_VALIDATE | svsm_abi::pvalidate::ENTRY_IGNORE_CF),
+            )
+        })
+        .collect();
+    vm.list_call(call::DEPOSIT_MEM, LIST_PAGE, &list, 0);
+    true
+}
+
+/// WITHDRAW_MEM.
+fn withdraw_step(vm: &mut SimVm, s: Step) -> bool {
+    vm.list_call(
+        call::WITHDRAW_MEM,
+        LIST_PAGE,
+        &[PvalidateEntry(0); 4][..1 + (s.c % 4) as usize],
+        0,
+    );
+    true
+}
+
+/// REMAP_CA to the usual calling area or a random page.
+fn remap_ca_step(vm: &mut SimVm, s: Step) -> bool {
+    let core = |c| SvsmRegs::rax_for(0, c);
+    let to = if s.c.is_multiple_of(2) {
+        Gpa(0x1000)
+    } else {
+        page(s.a)
+    };
+    vm.call(core(call::REMAP_CA), to.0, 0, 0);
+    true
+}
+
+/// QUERY_PROTOCOL and CONFIGURE_VTOM, and half the time a protection-protocol call.
+fn query_step(vm: &mut SimVm, s: Step) -> bool {
+    let core = |c| SvsmRegs::rax_for(0, c);
+    vm.call(
+        core(call::QUERY_PROTOCOL),
+        ((s.a % 3) << 32) | (s.b % 3),
+        0,
+        0,
+    );
+    vm.call(core(call::CONFIGURE_VTOM), s.c, 0, 0);
+    if s.a % 2 == 1 {
+        protect_step(vm, s);
+    }
+    true
+}
+
+/// Attestation: signing is the slowest step, so it is rarer (unless the host was just
+/// made hostile, to exercise the guest-request checks).
+fn attest_step(vm: &mut SimVm, s: Step, hostile: bool) -> bool {
+    // Attestation: signing is the slowest step, so it is rarer (unless the host
+    // was just made hostile, to exercise the guest-request checks).
+    if s.a.is_multiple_of(4) || hostile {
+        let req = svsm_abi::attest_protocol::AttestServicesRequest {
+            report_gpa: 0x23000,
+            report_size: if s.b.is_multiple_of(5) { 16 } else { 4096 },
+            nonce_gpa: if s.c.is_multiple_of(4) {
+                page(s.c).0
+            } else {
+                0x21000
+            },
+            nonce_size: (s.b % 80) as u16,
+            manifest_gpa: 0x22000,
+            manifest_size: 4096,
+            ..Default::default()
+        };
+        let _ = vm.guest_write(Gpa(0x20000), req.as_bytes());
+        vm.call(SvsmRegs::rax_for(1, (s.c % 3) as u32), 0x20000, 0, 0);
+    }
+    true
+}
+
+/// The host remaps a page (rarely one of Vigil's).
+/// Returns false when the step ends early (the host mode then stays).
+fn host_remap_step(vm: &mut SimVm, s: Step) -> bool {
+    let g = if s.b.is_multiple_of(50) {
+        Gpa((4 << 20) + (s.a % 0x200) * 4096)
+    } else {
+        page(s.a)
+    };
+    if (vm.m.pages().overlaps_vigil(g, 4096) || (0x1000..0x3000).contains(&g.0))
+        && !s.b.is_multiple_of(50)
+    {
+        return false;
+    }
+    vm.mach_mut().host_remap(g, s.c as u8);
+    true
+}
+
+/// The next step meets a hostile host (one time in four).
+/// Returns false when the step ends early (the host mode then stays).
+fn hostile_mode_step(vm: &mut SimVm, s: Step) -> bool {
+    if s.b.is_multiple_of(4) {
+        vm.mach_mut().hv.mode = modes(s.a);
+        return false;
+    }
+    true
+}
+
+/// A call with random registers from one of three vCPUs.
+fn raw_call_step(vm: &mut SimVm, s: Step) -> bool {
+    vm.call_from(
+        (s.c % 3) as u32,
+        SvsmRegs {
+            rax: s.a,
+            rcx: s.b,
+            rdx: s.c,
+            r8: s.a ^ s.b,
+            r9: 0,
+        },
+    );
+    true
+}
+
+/// The guest writes a random page.
+fn guest_write_step(vm: &mut SimVm, s: Step) -> bool {
+    let _ = vm.guest_write(page(s.a), &s.b.to_le_bytes());
+    true
+}
+
+/// A racing vCPU rewrites the list page while Vigil reads it.
+fn race_step(vm: &mut SimVm, s: Step) -> bool {
+    let at = Gpa(LIST_PAGE.0 + (s.b % 5) * 8);
+    vm.mach_mut().race = Some(Race {
+        vmpl: vm.m.guest_vmpl().get(),
+        at,
+        bytes: entry(s.a, s.c).0.to_le_bytes().to_vec(),
+    });
+    vm.list_call(call::PVALIDATE, LIST_PAGE, &[entry(s.c, s.a)], 0);
+    vm.mach_mut().race = None;
+    true
 }
 
 /// A protection-protocol call: declare ranges in [256 KiB, 512 KiB) of the launch

@@ -13,8 +13,9 @@
 //! or the monitor: the model exists to check them. `tests/disagreements.rs` names every
 //! place where the two sides read the specs differently.
 //!
-//! The rules are `no_std` + `alloc`, so that the bare-metal model can use them; the IGVM
-//! loader (feature `host`) needs std. See docs/snp-model.md.
+//! The rules are `no_std` + `alloc`, so that the bare-metal model can use them, the IGVM
+//! reader [`igvm_file`] included; the second IGVM reader, through the `igvm` crate
+//! ([`igvm_loader`], feature `host`), needs std. See docs/snp-model.md.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -30,6 +31,8 @@ pub mod ghcb_io;
 pub mod ghcb_page;
 pub mod guest_msg;
 pub mod host;
+pub mod host_loader;
+pub mod igvm_file;
 #[cfg(feature = "host")]
 pub mod igvm_loader;
 pub mod injection;

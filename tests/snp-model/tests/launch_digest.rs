@@ -4,144 +4,15 @@
 //! (QEMU+KVM: VMSAs last at 0xFFFFFFFFF000, QEMU's zero-page regions, no reset-state AP
 //! VMSAs because every vCPU has one in the file).
 
-use igvm::{
-    IgvmDirectiveHeader, IgvmFile, IgvmInitializationHeader, IgvmPlatformHeader, IgvmRevision,
-};
-use igvm_defs::{
-    IgvmPageDataFlags, IgvmPageDataType, IgvmPlatformType, IGVM_VHS_PARAMETER,
-    IGVM_VHS_PARAMETER_INSERT, IGVM_VHS_SUPPORTED_PLATFORM,
-};
 use snp_model::igvm_loader::{plan, HostConfig, LoadError};
 use snp_model::launch::launch;
 use snp_model::memory::Memory;
 use snp_model::page_info::PageType;
 use snp_model::rmp::Rmp;
 use vigil_igvm::igvm_measure::{measure_file, LoaderRules, Platform};
-use zerocopy::{FromZeros, IntoBytes};
 
-const MASK: u32 = 1;
-const MEM: u64 = 16 << 20;
-
-fn page(
-    gpa: u64,
-    data: Vec<u8>,
-    t: IgvmPageDataType,
-    flags: IgvmPageDataFlags,
-) -> IgvmDirectiveHeader {
-    IgvmDirectiveHeader::PageData {
-        gpa,
-        compatibility_mask: MASK,
-        flags,
-        data_type: t,
-        data,
-    }
-}
-
-fn normal(gpa: u64, data: Vec<u8>) -> IgvmDirectiveHeader {
-    page(
-        gpa,
-        data,
-        IgvmPageDataType::NORMAL,
-        IgvmPageDataFlags::new(),
-    )
-}
-
-fn vmsa(vp: u16, rip: u64) -> IgvmDirectiveHeader {
-    let mut v = igvm::snp_defs::SevVmsa::new_zeroed();
-    // Any bytes will do: both sides measure the VMSA page as given.
-    let b = v.as_mut_bytes();
-    b[0x178..0x180].copy_from_slice(&rip.to_le_bytes());
-    b[0x3b0..0x3b8].copy_from_slice(&1u64.to_le_bytes());
-    IgvmDirectiveHeader::SnpVpContext {
-        gpa: 0xFFFF_FFFF_F000,
-        compatibility_mask: MASK,
-        vp_index: vp,
-        vmsa: Box::new(v),
-    }
-}
-
-/// Every directive kind of the qemu-kvm profile: data pages (one short), a data-less run
-/// (ZERO), a run mixing data and data-less pages (NORMAL zeros), an unmeasured page,
-/// secrets, CPUID, two parameter areas, required memory, one VMSA per vCPU.
-fn file(vcpus: u16) -> Vec<u8> {
-    let mut d = vec![
-        normal(0x10_0000, vec![0x90; 4096]),
-        normal(0x10_1000, b"short page".to_vec()),
-        normal(0x10_2000, vec![]),
-    ];
-    for i in 0..3 {
-        d.push(normal(0x20_0000 + i * 0x1000, vec![]));
-    }
-    let mut unmeasured = IgvmPageDataFlags::new();
-    unmeasured.set_unmeasured(true);
-    d.push(page(
-        0x30_0000,
-        vec![],
-        IgvmPageDataType::NORMAL,
-        unmeasured,
-    ));
-    d.push(page(
-        0x7f_d000,
-        vec![],
-        IgvmPageDataType::SECRETS,
-        IgvmPageDataFlags::new(),
-    ));
-    d.push(page(
-        0x7f_e000,
-        vec![],
-        IgvmPageDataType::CPUID_DATA,
-        IgvmPageDataFlags::new(),
-    ));
-    for (index, gpa) in [(0u32, 0x7f_b000u64), (1, 0x7f_c000)] {
-        d.push(IgvmDirectiveHeader::ParameterArea {
-            number_of_bytes: 4096,
-            parameter_area_index: index,
-            initial_data: vec![],
-        });
-        let p = IGVM_VHS_PARAMETER {
-            parameter_area_index: index,
-            byte_offset: 0,
-        };
-        d.push(if index == 0 {
-            IgvmDirectiveHeader::MemoryMap(p)
-        } else {
-            IgvmDirectiveHeader::VpCount(p)
-        });
-        d.push(IgvmDirectiveHeader::ParameterInsert(
-            IGVM_VHS_PARAMETER_INSERT {
-                gpa,
-                compatibility_mask: MASK,
-                parameter_area_index: index,
-            },
-        ));
-    }
-    d.push(IgvmDirectiveHeader::RequiredMemory {
-        gpa: 0x10_0000,
-        compatibility_mask: MASK,
-        number_of_bytes: 0x70_0000,
-        vtl2_protectable: false,
-    });
-    for vp in 0..vcpus {
-        d.push(vmsa(vp, 0x10_0000 + u64::from(vp)));
-    }
-    let platforms = vec![IgvmPlatformHeader::SupportedPlatform(
-        IGVM_VHS_SUPPORTED_PLATFORM {
-            compatibility_mask: MASK,
-            highest_vtl: 0,
-            platform_type: IgvmPlatformType::SEV_SNP,
-            platform_version: 1,
-            shared_gpa_boundary: 0,
-        },
-    )];
-    let inits = vec![IgvmInitializationHeader::GuestPolicy {
-        policy: 0x30000,
-        compatibility_mask: MASK,
-    }];
-    let f = IgvmFile::new(IgvmRevision::V1, platforms, inits, d).expect("valid IGVM");
-    let mut out = Vec::new();
-    f.serialize(&mut out).expect("serialize");
-    out
-}
+mod common;
+use common::{profile_file as file, MEM};
 
 fn model_digest(bytes: &[u8], vcpus: u32) -> [u8; 48] {
     let p = plan(

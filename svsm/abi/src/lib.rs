@@ -23,5 +23,4 @@ pub mod report;
 pub mod rmp;
 pub mod secrets;
 pub mod sev_status;
-pub mod vmcb;
 pub mod vmsa;

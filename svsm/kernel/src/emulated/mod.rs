@@ -13,6 +13,9 @@
 //! 4. SVM is enabled and the boot vCPU runs at "VMPL2" under VMRUN; every exit is handled
 //!    in [`Runner::handle_exit`] until the guest writes the debug-exit port.
 //!
+//! The hypervisor's parts (enabling SVM, the VMRUN stub, the VMCB layout, the nested page
+//! tables) live in the shared bare-metal crate, `bare::svm`.
+//!
 //! Measurement rule (xtask computes the same from the ELF files, see docs/emulated.md):
 //! starting from 48 zero bytes, extend the SNP PAGE_INFO chain with one NORMAL page per
 //! 4 KiB page of (a) Vigil's text and rodata, `[__text_start, __rodata_end)`, as linked
@@ -21,11 +24,9 @@
 //! zero elsewhere); each at its physical address.
 
 pub mod loader;
-pub mod npt;
 pub mod platform;
 pub mod policy;
 pub mod psp;
-pub mod svm;
 pub mod vcpu;
 
 #[cfg(target_os = "none")]

@@ -29,7 +29,7 @@ use monitor::platform::{
     ApOp, HostError, Perms, Platform, PscRequest, PvalidateOutcome, RmpError, TermReason,
 };
 
-use super::npt::{Npt, NptPerm};
+use bare::svm::npt::{Npt, NptPerm};
 use monitor::soft_psp::SoftPsp;
 
 /// Byte access to the guest's RAM (in the kernel: identity-mapped pointers).

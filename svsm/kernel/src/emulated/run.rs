@@ -3,6 +3,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use bare::svm::vmcb::{eventinj, exit, ioio, npf, Vmcb, TLB_FLUSH_ALL};
 use monitor::access::Access;
 use monitor::addr::{Gpa, PageSize};
 use monitor::memory::GuestMemory;
@@ -15,7 +16,6 @@ use svsm_abi::core_protocol::{result, SVSM_ATTEST_PROTOCOL};
 use svsm_abi::evidence;
 use svsm_abi::guest_request::REPORT_SIZE;
 use svsm_abi::secrets::SecretsPage;
-use svsm_abi::vmcb::{eventinj, exit, ioio, npf, Vmcb, TLB_FLUSH_ALL};
 use svsm_abi::vmsa::Vmsa;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
@@ -23,7 +23,6 @@ use super::loader::{self, GUEST_BASE, GUEST_END, LAUNCH_END, VIGIL_END};
 use super::platform::{EmuPlatform, RawMem};
 use super::policy::{self, MsrAction};
 use super::psp;
-use super::svm;
 use super::vcpu::{self, GuestVcpu};
 use super::ExitStats;
 use crate::boot::pvh::BootInfo;
@@ -33,6 +32,7 @@ use crate::kprintln;
 use crate::mm::address::{PhysAddr, VirtAddr};
 use crate::mm::paging::{MapError, Perm};
 use crate::mm::{with_page_tables, MemoryInfo};
+use bare::svm;
 
 /// Guest RAM through Vigil's own identity map of `[GUEST_BASE, GUEST_END)`.
 struct KernelMem;

@@ -4,11 +4,11 @@
 
 use alloc::boxed::Box;
 
-use svsm_abi::vmcb::{intercept3, intercept4, Vmcb, NP_ENABLE, V_INTR_MASKING};
+use bare::svm::vmcb::{intercept3, intercept4, Vmcb, NP_ENABLE, V_INTR_MASKING};
 use svsm_abi::vmsa::{VmcbSegment, Vmsa};
 use zerocopy::FromZeros;
 
-use super::svm::Gprs;
+use bare::svm::Gprs;
 
 /// CR0: PE, MP, ET, NE, WP, PG.
 pub const GUEST_CR0: u64 = (1 << 0) | (1 << 1) | (1 << 4) | (1 << 5) | (1 << 16) | (1 << 31);

@@ -1,16 +1,17 @@
-//! Nested page tables: the emulated platform's stand-in for the RMP.
+//! Nested page tables (AMD APM vol. 2, 15.25 "Nested Paging"): guest-physical to
+//! host-physical, 4 KiB leaves only, so that every page's rights are independent of its
+//! neighbours'.
 //!
-//! On SNP hardware the RMP says, per 4 KiB page, what a lower VMPL may do with it. Here
-//! Vigil is the hypervisor, and the nested page tables (guest-physical -> host-physical)
-//! say it instead: a page the RMP would give the guest with read/write/execute is mapped
-//! with those rights, a page the RMP would deny it is not mapped at all. Guest memory is
-//! identity mapped (GPA == host PA), 4 KiB leaves only, so that every page's rights are
-//! independent of its neighbours'.
+//! Two users: Vigil's `emulated` platform, where they stand in for the RMP (a page the
+//! RMP would give the guest with read/write/execute is mapped with those rights, a page
+//! it would deny is not mapped at all) and guest memory is identity mapped (GPA == host
+//! PA, [`Npt::new`]); and the SNP machine model, where each VMPL has its own tables and a
+//! GPA maps to `host_base + GPA` ([`Npt::translated`]).
 //!
 //! Invariant 1 (Vigil's memory never reaches a lower VMPL) is enforced twice: the monitor
 //! never asks for a mapping of Vigil's pages, and this table refuses to map anything in
-//! Vigil's range or outside guest RAM even if asked ([`NptError::Forbidden`]), so a bug
-//! above cannot open Vigil's memory to the guest.
+//! the forbidden range or outside guest RAM even if asked ([`NptError::Forbidden`]), so a
+//! bug above cannot open the host's memory to the guest.
 //!
 //! Table pages come from the heap (identity mapped, so a table's address is its physical
 //! address); every entry carries the U bit at every level, because nested walks are
@@ -54,6 +55,7 @@ pub struct Npt {
     by_pa: BTreeMap<u64, usize>,
     guest: (u64, u64),
     forbidden: (u64, u64),
+    host_offset: u64,
     mapped: usize,
 }
 
@@ -62,9 +64,26 @@ fn pa_of(t: &Table) -> u64 {
 }
 
 impl Npt {
-    /// Empty tables for guest RAM `[guest.0, guest.1)`; `forbidden` (Vigil's memory) is
-    /// never mapped, whatever is asked.
+    /// Empty identity tables for guest RAM `[guest.0, guest.1)`; `forbidden` (Vigil's
+    /// memory) is never mapped, whatever is asked.
     pub fn new(guest: (u64, u64), forbidden: (u64, u64)) -> Self {
+        Self::build(guest, forbidden, 0)
+    }
+
+    /// Empty tables for guest RAM `[0, size)` held at host address `host_base`: the page
+    /// at GPA `g` maps to host address `host_base + g`. `host_base` must be page aligned
+    /// and `host_base + size` must fit the 52-bit address field (else every map is
+    /// refused).
+    pub fn translated(size: u64, host_base: u64) -> Self {
+        let fits = host_base
+            .checked_add(size)
+            .is_some_and(|end| end <= ADDR + 0x1000);
+        let usable = host_base & 0xfff == 0 && fits;
+        let guest = if usable { (0, size) } else { (0, 0) };
+        Self::build(guest, (0, 0), host_base)
+    }
+
+    fn build(guest: (u64, u64), forbidden: (u64, u64), host_offset: u64) -> Self {
         let root = Box::new(Table([0; 512]));
         let mut by_pa = BTreeMap::new();
         by_pa.insert(pa_of(&root), 0);
@@ -73,6 +92,7 @@ impl Npt {
             by_pa,
             guest,
             forbidden,
+            host_offset,
             mapped: 0,
         }
     }
@@ -131,7 +151,8 @@ impl Npt {
         Ok(())
     }
 
-    /// Maps the page at `gpa` to itself with `perm` (replacing any earlier rights).
+    /// Maps the page at `gpa` (to itself, or to `host_base + gpa` for
+    /// [`Npt::translated`]) with `perm`, replacing any earlier rights.
     pub fn map(&mut self, gpa: u64, perm: NptPerm) -> Result<(), NptError> {
         self.check(gpa)?;
         let Some(t) = self.walk(gpa, true) else {
@@ -141,7 +162,10 @@ impl Npt {
         if *slot & P == 0 {
             self.mapped += 1;
         }
-        *slot = gpa | P | US | if perm.write { RW } else { 0 } | if perm.exec { 0 } else { NX };
+        // `check` bounded gpa below guest.1, and `translated` checked that the host range
+        // fits the address field, so the sum neither overflows nor spills into flags.
+        let hpa = gpa + self.host_offset;
+        *slot = hpa | P | US | if perm.write { RW } else { 0 } | if perm.exec { 0 } else { NX };
         Ok(())
     }
 
@@ -232,6 +256,21 @@ mod tests {
         assert_eq!(n.map(2 * MIB, RWX), Err(NptError::Forbidden(2 * MIB)));
         assert!(n.map(16 * MIB, RWX).is_ok());
         assert_eq!(n.mapped(), 1);
+    }
+
+    #[test]
+    fn translated_tables_add_the_host_base() {
+        let mut n = Npt::translated(4 * MIB, 64 * MIB);
+        n.map(0x3000, RWX).unwrap();
+        let leaf = n.entries().find(|e| e & ADDR == 64 * MIB + 0x3000);
+        assert!(leaf.is_some(), "leaf points at host_base + gpa");
+        assert_eq!(n.lookup(0x3abc), Some(RWX));
+        assert_eq!(n.map(4 * MIB, RWX), Err(NptError::Forbidden(4 * MIB)));
+        // A host range that would wrap, or an unaligned base, maps nothing.
+        let mut n = Npt::translated(2 * MIB, !0xfff);
+        assert_eq!(n.map(0, RWX), Err(NptError::Forbidden(0)));
+        let mut n = Npt::translated(2 * MIB, 0x800);
+        assert_eq!(n.map(0, RWX), Err(NptError::Forbidden(0)));
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //! (table B-1, offsets 0x000..0x400) and the state-save area of a non-SEV-ES guest
 //! (table B-2, offsets 0x400..0x1000 of the VMCB page).
 //!
-//! Vigil's `emulated` platform is the hypervisor of its guest: it fills one VMCB per
-//! guest vCPU and runs it with VMRUN. Only the fields Vigil uses are named; everything
-//! else is a reserved byte array so that the layout is complete and every named offset
-//! is checked at compile time against the APM.
-use crate::vmsa::VmcbSegment;
+//! The VMCB is the hypervisor's structure, not an SNP wire fact, so it lives here rather
+//! than in `svsm-abi`: Vigil's `emulated` platform and the SNP machine model both fill
+//! one VMCB per guest vCPU and run it with VMRUN. Only the fields they use are named;
+//! everything else is a reserved byte array so that the layout is complete and every
+//! named offset is checked at compile time against the APM. The segment format
+//! ([`VmcbSegment`]) is shared with the SNP VMSA and so comes from `svsm-abi`.
+pub use svsm_abi::vmsa::VmcbSegment;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// Size of a VMCB (one page).
@@ -20,8 +22,14 @@ pub mod intercept3 {
     pub const INTR: u32 = 1 << 0;
     /// NMI.
     pub const NMI: u32 = 1 << 1;
+    /// RDTSC.
+    pub const RDTSC: u32 = 1 << 14;
+    /// RDPMC.
+    pub const RDPMC: u32 = 1 << 15;
     /// CPUID.
     pub const CPUID: u32 = 1 << 18;
+    /// INVD.
+    pub const INVD: u32 = 1 << 22;
     /// HLT.
     pub const HLT: u32 = 1 << 24;
     /// IN/OUT through the I/O permission map.
@@ -48,6 +56,14 @@ pub mod intercept4 {
     pub const CLGI: u32 = 1 << 5;
     /// SKINIT.
     pub const SKINIT: u32 = 1 << 6;
+    /// RDTSCP.
+    pub const RDTSCP: u32 = 1 << 7;
+    /// WBINVD and WBNOINVD.
+    pub const WBINVD: u32 = 1 << 9;
+    /// MONITOR and MONITORX.
+    pub const MONITOR: u32 = 1 << 10;
+    /// MWAIT and MWAITX, unconditionally.
+    pub const MWAIT: u32 = 1 << 11;
     /// XSETBV.
     pub const XSETBV: u32 = 1 << 13;
 }
@@ -60,8 +76,14 @@ pub mod exit {
     pub const INTR: u64 = 0x60;
     /// NMI.
     pub const NMI: u64 = 0x61;
+    /// RDTSC.
+    pub const RDTSC: u64 = 0x6e;
+    /// RDPMC.
+    pub const RDPMC: u64 = 0x6f;
     /// CPUID.
     pub const CPUID: u64 = 0x72;
+    /// INVD.
+    pub const INVD: u64 = 0x76;
     /// HLT.
     pub const HLT: u64 = 0x78;
     /// IN/OUT.
@@ -74,6 +96,16 @@ pub mod exit {
     pub const VMRUN: u64 = 0x80;
     /// VMMCALL.
     pub const VMMCALL: u64 = 0x81;
+    /// RDTSCP.
+    pub const RDTSCP: u64 = 0x87;
+    /// WBINVD.
+    pub const WBINVD: u64 = 0x89;
+    /// MONITOR.
+    pub const MONITOR: u64 = 0x8a;
+    /// MWAIT.
+    pub const MWAIT: u64 = 0x8b;
+    /// XSETBV.
+    pub const XSETBV: u64 = 0x8d;
     /// Nested page fault.
     pub const NPF: u64 = 0x400;
     /// The VMCB was invalid (the state checks of VMRUN failed).
@@ -373,8 +405,8 @@ pub const SHARED_WITH_VMSA: usize = 0x298;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::vmsa::Vmsa;
     use core::mem::offset_of;
+    use svsm_abi::vmsa::Vmsa;
     use zerocopy::FromZeros;
 
     #[test]

@@ -1,17 +1,18 @@
-//! SVM itself: turning it on, and the VMRUN stub.
+//! SVM itself: turning it on, and the VMRUN stub (AMD APM vol. 2, 15.4 "Enabling SVM",
+//! 15.5 "VMRUN").
 //!
 //! VMRUN and #VMEXIT switch only RAX, RSP and RIP (and the state in the VMCB save area);
 //! every other general register keeps whatever value it had, in both directions. The
 //! stub below therefore loads the guest's registers from a [`Gprs`] block just before
-//! VMRUN and stores them back just after #VMEXIT, and keeps Vigil's callee-saved
+//! VMRUN and stores them back just after #VMEXIT, and keeps the host's callee-saved
 //! registers on its own stack. VMLOAD/VMSAVE move the state VMRUN leaves alone (FS, GS,
 //! TR, LDTR with their hidden parts, KernelGsBase, STAR/LSTAR/CSTAR/SFMASK, SYSENTER):
-//! Vigil's own copy is saved into a host save page before each run and restored after,
-//! so the guest can never leave its TR or GS base behind in Vigil.
+//! the host's own copy is saved into a host save page before each run and restored after,
+//! so the guest can never leave its TR or GS base behind in the host.
 
 use core::arch::global_asm;
 
-use crate::cpu::instr::{rdmsr, wrmsr};
+use x86_64::registers::model_specific::Msr;
 
 /// The guest's general registers that VMRUN does not switch (RAX and RSP live in the
 /// VMCB). The offsets are used by the assembly below.
@@ -57,23 +58,25 @@ pub enum SvmError {
 /// Sets EFER.SVME and VM_HSAVE_PA.
 ///
 /// # Safety
-/// CPUID must report SVM (the caller checked `PlatformKind::EmulatedCapable`), and
-/// `hsave_pa` must be a page that Vigil owns for as long as SVM is used (the CPU writes
-/// Vigil's state into it on every VMRUN) and that nothing else uses.
+/// CPUID must report SVM (Fn8000_0001_ECX bit 2), and `hsave_pa` must be a page that
+/// the caller owns for as long as SVM is used (the CPU writes the host's state into it
+/// on every VMRUN) and that nothing else uses.
 pub unsafe fn enable(hsave_pa: u64) -> Result<(), SvmError> {
     if hsave_pa & 0xfff != 0 {
         return Err(SvmError::HsaveNotAligned(hsave_pa));
     }
-    // SAFETY: VM_CR exists when CPUID reports SVM (APM vol. 2, 15.30.1).
-    let vm_cr = unsafe { rdmsr(MSR_VM_CR) };
+    // SAFETY: VM_CR exists when CPUID reports SVM (APM vol. 2, 15.30.1); RDMSR only
+    // reads.
+    let vm_cr = unsafe { Msr::new(MSR_VM_CR).read() };
     if vm_cr & VM_CR_SVMDIS != 0 {
         return Err(SvmError::DisabledByFirmware);
     }
     // SAFETY: EFER exists in long mode; setting SVME keeps LME/LMA/NXE as they are.
+    // VM_HSAVE_PA exists when CPUID reports SVM, and the caller hands the page over.
     unsafe {
-        let efer = rdmsr(MSR_EFER);
-        wrmsr(MSR_EFER, efer | EFER_SVME);
-        wrmsr(MSR_VM_HSAVE_PA, hsave_pa);
+        let efer = Msr::new(MSR_EFER).read();
+        Msr::new(MSR_EFER).write(efer | EFER_SVME);
+        Msr::new(MSR_VM_HSAVE_PA).write(hsave_pa);
     }
     Ok(())
 }
@@ -86,12 +89,12 @@ extern "C" {
 ///
 /// # Safety
 /// SVM is enabled; `guest_vmcb_pa` is the (identity-mapped) address of a page-aligned
-/// VMCB that Vigil owns and filled in (intercepts VMRUN, ASID != 0, nested paging on
-/// tables that never map Vigil's memory); `host_save_pa` is another such page, used
-/// for Vigil's VMLOAD/VMSAVE state only.
+/// VMCB that the caller owns and filled in (intercepts VMRUN, ASID != 0, nested paging
+/// on tables that never map the host's own memory); `host_save_pa` is another such
+/// page, used for the host's VMLOAD/VMSAVE state only.
 pub unsafe fn vmrun(guest_vmcb_pa: u64, gprs: &mut Gprs, host_save_pa: u64) {
     // SAFETY: forwarded to the caller; the stub saves and restores every callee-saved
-    // register and Vigil's VMLOAD state, and writes only `*gprs`.
+    // register and the host's VMLOAD state, and writes only `*gprs`.
     unsafe { vigil_vmrun(guest_vmcb_pa, gprs, host_save_pa) }
 }
 

@@ -37,6 +37,7 @@ pub mod igvm_file;
 pub mod igvm_loader;
 pub mod injection;
 pub mod launch;
+pub mod machine;
 pub mod memory;
 pub mod msr_protocol;
 pub mod ovmf;

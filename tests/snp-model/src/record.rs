@@ -7,7 +7,9 @@
 //! order: `launch digest=<96 hex>`, then `exit code=<hex> vmpl=<n> count=<n>` per (exit
 //! code, VMPL) in ascending order, then `rmp-fault gpa=<hex> vmpl=<n> access=<r|w|ux|sx>
 //! error=<hex>` per fault kept (the first 256) and `rmp-faults total=<n>`, then
-//! `terminate vcpu=<n> vmpl=<n> set=<n> code=<n>` per termination request.
+//! `terminate vcpu=<n> vmpl=<n> set=<n> code=<n>` per termination request, then `stop
+//! vcpu=<n> reason=<name> count=<n>` per (vCPU, reason) a vCPU stopped for
+//! (`machine::Stop::reason`).
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -58,6 +60,8 @@ pub struct Record {
     pub faults_total: u64,
     /// Termination requests.
     pub terminations: Vec<Termination>,
+    /// Why vCPUs stopped: (vCPU, reason) -> count.
+    pub stops: BTreeMap<(u32, String), u64>,
 }
 
 /// A line of the text form that does not parse: its number (from 1) and why.
@@ -82,6 +86,11 @@ impl Record {
     /// Count one exit.
     pub fn exit(&mut self, code: u64, vmpl: u8) {
         *self.exits.entry((code, vmpl)).or_insert(0) += 1;
+    }
+
+    /// Count one stop of `vcpu` for `reason` (a name without spaces or '=').
+    pub fn stop(&mut self, vcpu: u32, reason: &str) {
+        *self.stops.entry((vcpu, String::from(reason))).or_insert(0) += 1;
     }
 
     /// Note one RMP fault.
@@ -122,6 +131,9 @@ impl Record {
                 "terminate vcpu={} vmpl={} set={} code={}",
                 t.vcpu, t.vmpl, t.set, t.code
             );
+        }
+        for ((vcpu, reason), n) in &self.stops {
+            let _ = writeln!(s, "stop vcpu={vcpu} reason={reason} count={n}");
         }
         s
     }
@@ -179,6 +191,11 @@ impl Record {
                     set: small("set")?,
                     code: small("code")?,
                 }),
+                "stop" => {
+                    let vcpu = u32::try_from(num("vcpu")?).map_err(|_| err("vcpu"))?;
+                    let reason = String::from(get("reason")?);
+                    r.stops.insert((vcpu, reason), num("count")?);
+                }
                 _ => return Err(err("unknown record kind")),
             }
         }
@@ -221,6 +238,9 @@ mod tests {
             set: 1,
             code: 0x12,
         });
+        r.stop(1, "terminated");
+        r.stop(0, "halted");
+        r.stop(0, "halted");
         r
     }
 
@@ -230,6 +250,7 @@ mod tests {
         let text = r.render();
         assert!(text.contains("exit code=0x72 vmpl=0 count=2\n"));
         assert!(text.contains("rmp-fault gpa=0x100000 vmpl=2 access=w error=0x180000007\n"));
+        assert!(text.contains("stop vcpu=0 reason=halted count=2\n"));
         assert_eq!(Record::parse(&text), Ok(r));
     }
 
@@ -256,6 +277,7 @@ mod tests {
             ("terminate vcpu=1 vmpl=300 set=1 code=1\n", "vmpl"),
             ("rmp-fault gpa=0 vmpl=0 access=x error=0\n", "access"),
             ("whatever\n", "unknown record kind"),
+            ("stop vcpu=0 count=1\n", "reason"),
             ("exit code\n", "field without '='"),
         ];
         for (text, what) in bad {

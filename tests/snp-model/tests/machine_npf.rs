@@ -1,0 +1,123 @@
+//! Nested page faults: the nested tables start empty and are filled from the RMP on
+//! demand; what the RMP refuses becomes #VC 0x404, a host conversion, or a stop that
+//! the record names.
+
+mod machine_fixture;
+use machine_fixture::*;
+use snp_model::access::{npf, Kind};
+use snp_model::host::VmsaRef;
+use snp_model::machine::walk::C_BIT_MASK;
+use snp_model::machine::Stop;
+use snp_model::record::RmpFault;
+use snp_model::rmp::Perms;
+
+const NPF: u64 = 0x400;
+/// What QEMU reports for a data access: U always, the final-GPA bit.
+const READ: u64 = npf::USER | npf::FINAL;
+const WRITE: u64 = npf::USER | npf::WRITE | npf::FINAL;
+
+/// A machine whose vCPU 0 runs VMPL2 from `VMSA2`.
+fn at_vmpl2() -> M {
+    let mut m = machine();
+    m.mem.write(VMSA2, &boot_vmsa().0).unwrap();
+    m.host.vcpus[0].vmsa[2] = Some(VmsaRef::Gpa(VMSA2));
+    assert!(m.set_running_vmpl(0, 2));
+    m
+}
+
+fn vc_code(m: &M, vmpl: u8) -> u64 {
+    let v = m.vmsa(0, vmpl).unwrap();
+    assert_eq!(v.rip(), HANDLER);
+    q(m, v.rsp())
+}
+
+#[test]
+fn an_allowed_access_maps_the_page_with_what_the_rmp_gives_the_vmpl() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, WRITE, CODE | C_BIT_MASK | 0x18, |_| {});
+    cpu.push(NPF, WRITE, GHCB + 8, |_| {});
+    m.step(&mut cpu, 0).unwrap();
+    m.step(&mut cpu, 0).unwrap();
+    let shared = Perms(Perms::READ | Perms::WRITE);
+    assert_eq!(cpu.maps, [(0, CODE, Perms::ALL), (0, GHCB, shared)]);
+    let mut m = at_vmpl2();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, READ, READ_ONLY2 | C_BIT_MASK, |_| {});
+    m.step(&mut cpu, 0).unwrap();
+    assert_eq!(cpu.maps, [(2, READ_ONLY2, Perms(Perms::READ))]);
+    assert_eq!(m.record.faults_total, 0);
+}
+
+#[test]
+fn a_write_the_rmp_refuses_at_vmpl2_is_recorded_and_stops() {
+    let mut m = at_vmpl2();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, WRITE, READ_ONLY2 | C_BIT_MASK | 0x40, |_| {});
+    let s = m.step(&mut cpu, 0).unwrap_err();
+    let code = npf::PRESENT | npf::WRITE | npf::FINAL | npf::ENC | npf::RMP | npf::VMPL;
+    assert_eq!(
+        s,
+        Stop::RmpFault {
+            gpa: READ_ONLY2 + 0x40,
+            error_code: code
+        }
+    );
+    assert_eq!(
+        m.record.faults,
+        [RmpFault {
+            gpa: READ_ONLY2 + 0x40,
+            vmpl: 2,
+            access: Kind::Write,
+            error_code: code
+        }]
+    );
+    assert!(cpu.maps.is_empty());
+    assert!(m
+        .record
+        .render()
+        .contains("stop vcpu=0 reason=rmp-fault count=1\n"));
+}
+
+#[test]
+fn an_unvalidated_private_page_is_vc_404() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, READ, FRESH | C_BIT_MASK, |_| {});
+    m.step(&mut cpu, 0).unwrap();
+    assert_eq!(vc_code(&m, 0), 0x404);
+    assert!(cpu.maps.is_empty());
+}
+
+#[test]
+fn a_private_access_to_a_host_page_is_converted_then_takes_vc_404() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, WRITE, HOST_PAGE | C_BIT_MASK, |_| {});
+    cpu.push(NPF, WRITE, HOST_PAGE | C_BIT_MASK, |_| {});
+    m.step(&mut cpu, 0).unwrap();
+    assert!(m.rmp.entry(HOST_PAGE).unwrap().assigned);
+    assert_eq!(cpu.unmaps, [HOST_PAGE]);
+    assert_eq!(m.record.faults_total, 1);
+    m.step(&mut cpu, 0).unwrap();
+    assert_eq!(vc_code(&m, 0), 0x404);
+}
+
+#[test]
+fn a_shared_access_outside_memory_is_mmio_vc_400() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, WRITE, 0xfee0_0000, |_| {});
+    m.step(&mut cpu, 0).unwrap();
+    assert_eq!(vc_code(&m, 0), 0x400);
+    // A private one there is not the guest's memory: the host cannot fix it.
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, READ, 0xfee0_0000 | C_BIT_MASK, |_| {});
+    assert!(matches!(
+        m.step(&mut cpu, 0),
+        Err(Stop::RmpFault {
+            gpa: 0xfee0_0000,
+            ..
+        })
+    ));
+}

@@ -103,11 +103,11 @@ fn rip(v: &VmsaPage) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn set_rip(v: &mut VmsaPage, rip: u64) {
+pub fn set_rip(v: &mut VmsaPage, rip: u64) {
     v[0x178..0x180].copy_from_slice(&rip.to_le_bytes());
 }
 
-fn advance(v: &mut VmsaPage, len: u64) {
+pub fn advance(v: &mut VmsaPage, len: u64) {
     set_rip(v, rip(v) + len);
 }
 

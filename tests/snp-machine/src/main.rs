@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+mod cbit_probe;
 mod demo;
 mod layout;
 mod svm_cpu;

@@ -70,6 +70,9 @@ extern "C" fn machine_main(start_info: u64) -> ! {
     let igvm = copy_module(&info);
     info!("IGVM file: {} bytes (PVH module 0)", igvm.len());
     enable_svm();
+    if info.option("probe") == Some("cbit") {
+        run_cbit_probe()
+    }
     run_demo()
 }
 
@@ -141,12 +144,35 @@ fn enable_svm() {
     info!("SVM on, host save area {hsave_pa:#x}");
 }
 
+/// Guest memory for the hand-made guests: 2 MiB, page aligned.
+fn small_guest() -> (Vec<Page>, SvmCpu) {
+    const SIZE: usize = 2 << 20;
+    let mem = vec![Page([0; 4096]); SIZE / 4096];
+    let base = mem.as_ptr() as u64;
+    (mem, SvmCpu::new(base, SIZE as u64))
+}
+
+/// The C-bit probe (`-append probe=cbit`): reports, ends with status 33 when the guest
+/// reached HLT through a C-bit mapping, 35 otherwise.
+fn run_cbit_probe() -> ! {
+    let phys_bits = core::arch::x86_64::__cpuid(0x8000_0008).eax & 0xff;
+    info!("cbit probe: CPUID 0x80000008 EAX[7:0] (phys-bits) = {phys_bits}");
+    let (mut mem, mut cpu) = small_guest();
+    let seen = crate::cbit_probe::run(&mut cpu, mem.as_mut_bytes());
+    let c_seen = seen
+        .iter()
+        .any(|e| e.code == bare::svm::vmcb::exit::NPF && e.info2 & crate::cbit_probe::C_BIT != 0);
+    info!("cbit probe: an NPF carried the C-bit in EXITINFO2: {c_seen}");
+    if seen.last().map(|e| e.code) == Some(bare::svm::vmcb::exit::HLT) {
+        info!("cbit probe: the guest ran through a PTE with bit 51 set and reached HLT");
+        qemu_exit(EXIT_OK)
+    }
+    fail(format_args!("cbit probe: the guest did not reach HLT"))
+}
+
 /// The hand-made guest (until the machine drives the run).
 fn run_demo() -> ! {
-    const SIZE: usize = 2 << 20;
-    let mut mem = vec![Page([0; 4096]); SIZE / 4096];
-    let base = mem.as_ptr() as u64;
-    let mut cpu = SvmCpu::new(base, SIZE as u64);
+    let (mut mem, mut cpu) = small_guest();
     let seen = demo::run(&mut cpu, mem.as_mut_bytes());
     let expected = [
         bare::svm::vmcb::exit::NPF,

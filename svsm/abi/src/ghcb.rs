@@ -149,10 +149,29 @@ pub mod offset {
     pub const SW_EXIT_INFO_2: usize = 0x3a0;
     /// SW_SCRATCH.
     pub const SW_SCRATCH: usize = 0x3a8;
+    /// RCX.
+    pub const RCX: usize = 0x308;
+    /// RDX.
+    pub const RDX: usize = 0x310;
+    /// RBX.
+    pub const RBX: usize = 0x318;
 }
 
-/// Non-automatic exit (NAE) codes written into SW_EXITCODE.
+/// Non-automatic exit (NAE) codes written into SW_EXITCODE, which are also the #VC
+/// error codes for the same events (#56421, "Non-Automatic Exits"; APM vol. 2,
+/// appendix C, SVM intercept codes).
 pub mod exit {
+    /// CPUID (#VC only: an SNP guest answers it from the CPUID page).
+    pub const CPUID: u64 = 0x72;
+    /// IN/OUT/INS/OUTS: SW_EXITINFO1 per [`super::ioio`], RAX holds the data.
+    pub const IOIO: u64 = 0x7b;
+    /// RDMSR/WRMSR: SW_EXITINFO1 0 = read, 1 = write; RCX the MSR, RDX:RAX the value.
+    pub const MSR: u64 = 0x7c;
+    /// Nested page fault (#VC for MMIO: a reserved-bit NPF on a shared page).
+    pub const NPF: u64 = 0x400;
+    /// #VC only: a private access to a page that is not validated (#56421, #VC error
+    /// codes; "VMEXIT_VC_NOT_VALIDATED" in Linux's svm.h).
+    pub const NOT_VALIDATED: u64 = 0x404;
     /// Page state change (shared buffer holds a [`super::PscDesc`]).
     pub const SNP_PSC: u64 = 0x8000_0010;
     /// SNP guest request: EXITINFO1 = request page GPA, EXITINFO2 = response page GPA.
@@ -167,6 +186,48 @@ pub mod exit {
     pub const HV_FEATURES: u64 = 0x8000_fffd;
     /// Termination request.
     pub const TERMINATE: u64 = 0x8000_fffe;
+}
+
+/// SW_EXITINFO1 of an IOIO exit: the IOIO intercept information of APM vol. 2
+/// 15.10.2 ("IN and OUT Behavior", EXITINFO1 for IOIO): bit 0 type (1 = IN), bit 2
+/// string, bit 3 REP, bits 6:4 operand size (one-hot 8/16/32), bits 9:7 address size,
+/// bits 12:10 effective segment, bits 31:16 port.
+pub mod ioio {
+    /// Bit 0: IN (clear: OUT).
+    pub const TYPE_IN: u64 = 1 << 0;
+    /// Bit 2: string instruction.
+    pub const STRING: u64 = 1 << 2;
+    /// Bit 3: REP prefix.
+    pub const REP: u64 = 1 << 3;
+    /// Bit 4: 8-bit operand.
+    pub const SIZE_8: u64 = 1 << 4;
+    /// Bit 5: 16-bit operand.
+    pub const SIZE_16: u64 = 1 << 5;
+    /// Bit 6: 32-bit operand.
+    pub const SIZE_32: u64 = 1 << 6;
+    /// Mask of the operand size bits.
+    pub const SIZE_MASK: u64 = 0x70;
+    /// Bit 7: 16-bit address size.
+    pub const ADDR_16: u64 = 1 << 7;
+    /// Bit 8: 32-bit address size.
+    pub const ADDR_32: u64 = 1 << 8;
+    /// Bit 9: 64-bit address size.
+    pub const ADDR_64: u64 = 1 << 9;
+    /// Bits 31:16: the port.
+    pub const PORT_SHIFT: u32 = 16;
+
+    /// SW_EXITINFO1 of a non-string IN/OUT of `bytes` (1, 2 or 4) at `port`, with the
+    /// 64-bit address size of long mode; `None` for another operand size.
+    pub const fn info1(port: u16, bytes: u8, is_in: bool) -> Option<u64> {
+        let size = match bytes {
+            1 => SIZE_8,
+            2 => SIZE_16,
+            4 => SIZE_32,
+            _ => return None,
+        };
+        let dir = if is_in { TYPE_IN } else { 0 };
+        Some(((port as u64) << PORT_SHIFT) | size | ADDR_64 | dir)
+    }
 }
 
 /// SNP AP creation (GHCB spec #56421, SNP AP Creation NAE event): SW_EXITINFO1 holds
@@ -236,6 +297,43 @@ pub mod msr {
     /// Termination request: bits 15:12 reason set, bits 23:16 reason code.
     pub const TERMINATE_REQ: u64 = 0x100;
 
+    /// SEV information response, bits 63:48: the highest GHCB protocol version the
+    /// hypervisor supports (#56421, GHCB MSR protocol, "SEV Information").
+    pub const fn sev_info_max(resp: u64) -> u16 {
+        (resp >> 48) as u16
+    }
+    /// SEV information response, bits 47:32: the lowest protocol version supported.
+    pub const fn sev_info_min(resp: u64) -> u16 {
+        (resp >> 32) as u16
+    }
+    /// SEV information response, bits 31:24: the encryption bit (C-bit) position the
+    /// hypervisor claims.
+    pub const fn sev_info_cbit(resp: u64) -> u8 {
+        (resp >> 24) as u8
+    }
+    /// Builds an SEV information response (for tests and models of the host).
+    pub const fn sev_info_response(min: u16, max: u16, cbit: u8) -> u64 {
+        ((max as u64) << 48) | ((min as u64) << 32) | ((cbit as u64) << 24) | SEV_INFO_RESP
+    }
+    /// Builds a register-GHCB-GPA request for the page with frame number `gfn`
+    /// (#56421, "SNP Guest GHCB GPA Registration": GFN in bits 63:12); the response
+    /// carries the same GFN in the same bits.
+    pub const fn register_ghcb_request(gfn: u64) -> u64 {
+        (gfn << 12) | REGISTER_GHCB_REQ
+    }
+    /// The GFN of a register-GHCB-GPA request or response (bits 63:12).
+    pub const fn gfn_of(value: u64) -> u64 {
+        value >> 12
+    }
+    /// Page state change response, bits 63:32: the error code (0 = success).
+    pub const fn psc_error(resp: u64) -> u32 {
+        (resp >> 32) as u32
+    }
+    /// The hypervisor feature bitmap of a hypervisor feature response (bits 63:12).
+    pub const fn hv_features(resp: u64) -> u64 {
+        resp >> 12
+    }
+
     /// Builds a page state change request.
     pub const fn psc_request(gfn: u64, op: u64) -> u64 {
         ((gfn & 0xff_ffff_ffff) << 12) | ((op & 0xf) << 52) | PSC_REQ
@@ -248,6 +346,23 @@ pub mod msr {
     pub const fn terminate(reason_set: u64, reason_code: u64) -> u64 {
         TERMINATE_REQ | ((reason_set & 0xf) << 12) | ((reason_code & 0xff) << 16)
     }
+}
+
+/// Hypervisor feature bits (#56421, "Hypervisor Feature Support": the bitmap of the
+/// HV_FEATURES MSR-protocol response or NAE, bit n = GHCBData bit n + 12).
+pub mod hv_feature {
+    /// SEV-SNP is supported (required by an SNP guest).
+    pub const SNP: u64 = 1 << 0;
+    /// SNP AP creation is supported.
+    pub const SNP_AP_CREATION: u64 = 1 << 1;
+    /// Restricted injection is supported.
+    pub const SNP_RESTRICTED_INJECTION: u64 = 1 << 2;
+    /// Restricted injection timer is supported.
+    pub const SNP_RESTRICTED_INJECTION_TIMER: u64 = 1 << 3;
+    /// APIC ID list is supported.
+    pub const APIC_ID_LIST: u64 = 1 << 4;
+    /// Multiple VMPLs are supported (an SVSM needs it).
+    pub const SNP_MULTI_VMPL: u64 = 1 << 5;
 }
 
 /// Termination reason set 0 (general) codes; Vigil uses set 1 (SVSM) for its own.
@@ -266,6 +381,30 @@ pub mod term {
     pub const SNP_NOT_YET: u64 = 0x13;
     /// Vigil booted on SEV-ES without SNP, which it refuses (it needs VMPLs).
     pub const SEV_ES_WITHOUT_SNP: u64 = 0x14;
+    /// The BootParams page (or the boot register that names it) was refused.
+    pub const BOOT_PARAMS: u64 = 0x15;
+    /// The CPUID page is missing, malformed or lacks the C-bit leaf 0x8000_001F.
+    pub const CPUID_PAGE: u64 = 0x16;
+    /// The hypervisor's GHCB protocol version range excludes the version Vigil speaks.
+    pub const GHCB_VERSION: u64 = 0x17;
+    /// The hypervisor does not offer the SNP features Vigil needs.
+    pub const HV_FEATURES: u64 = 0x18;
+    /// Registering the GHCB page with the hypervisor failed.
+    pub const GHCB_REGISTER: u64 = 0x19;
+    /// A page state change (private/shared) was refused.
+    pub const PAGE_STATE: u64 = 0x1a;
+    /// PVALIDATE of Vigil's own memory failed.
+    pub const PVALIDATE: u64 = 0x1b;
+    /// A #VC for an event Vigil does not handle.
+    pub const VC_UNEXPECTED: u64 = 0x1c;
+    /// A #VC inside the #VC handler (or a GHCB call re-entered while the page was in use).
+    pub const VC_NESTED: u64 = 0x1d;
+    /// The run ended normally (the kernel's `ExitCode::Success`).
+    pub const EXIT_SUCCESS: u64 = 0x20;
+    /// In-kernel tests failed (`ExitCode::TestsFailed`).
+    pub const EXIT_TESTS_FAILED: u64 = 0x21;
+    /// A panic or an unexpected exception (`ExitCode::Fatal`).
+    pub const EXIT_FATAL: u64 = 0x22;
 }
 
 /// Page state change operations.
@@ -363,6 +502,36 @@ mod tests {
             (0xabcde, 2, true, 0)
         );
         assert_eq!(msr::psc_request(1, 1) & 0xfff, 0x014);
+    }
+
+    #[test]
+    fn msr_protocol_fields_sit_where_56421_puts_them() {
+        let r = msr::sev_info_response(1, 2, 51);
+        assert_eq!(r, 0x0002_0001_3300_0001);
+        assert_eq!(
+            (
+                msr::sev_info_min(r),
+                msr::sev_info_max(r),
+                msr::sev_info_cbit(r)
+            ),
+            (1, 2, 51)
+        );
+        assert_eq!(msr::register_ghcb_request(0x7f), 0x7f012);
+        assert_eq!(msr::gfn_of(0x7f013), 0x7f);
+        assert_eq!(msr::psc_error(0x0000_0005_0000_0015), 5);
+        assert_eq!(
+            msr::hv_features(0x3081),
+            hv_feature::SNP | hv_feature::SNP_AP_CREATION
+        );
+    }
+
+    #[test]
+    fn ioio_info1_puts_port_size_and_direction_in_their_bits() {
+        // OUT DX, AL to COM1: port 0x3f8 in 31:16, SZ8, A64, type OUT.
+        assert_eq!(ioio::info1(0x3f8, 1, false), Some(0x03f8_0210));
+        assert_eq!(ioio::info1(0x3fd, 1, true), Some(0x03fd_0211));
+        assert_eq!(ioio::info1(0xf4, 4, false), Some(0x00f4_0240));
+        assert_eq!(ioio::info1(0xf4, 3, false), None);
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! Vigil's VMPL0 kernel.
 //!
-//! Built for `x86_64-unknown-none` by `cargo xtask build`; QEMU boots it with `-kernel`
-//! through its PVH note. Boot order (`kernel_main`), each step relying on the previous:
+//! Built for `x86_64-unknown-none` by `cargo xtask build`. Two entries: QEMU boots it
+//! with `-kernel` through its PVH note (`vigil_pvh_entry`), and an IGVM file built by
+//! `vigil-igvm build` starts it at the ELF entry (`vigil_igvm_entry`, `boot::igvm`) with
+//! the BootParams GPA. Boot order (`kernel_main`), each step relying on the previous:
 //!
-//! 1. CPU: GDT, TSS with IST stacks for #DF/NMI/#MC, IDT (every later fault is caught);
+//! 1. CPU: GDT, TSS with IST stacks for #DF/NMI/#MC/#VC, IDT (every later fault is caught);
 //! 2. the platform (`platform::select`): SEV_STATUS first, before any port or CPUID
-//!    (both raise #VC under SEV-ES/SNP); SNP takes its own path (not written yet: a
-//!    clean termination request), SEV-ES without SNP is refused, a native machine gets
+//!    (both raise #VC under SEV-ES/SNP); SNP after an IGVM entry takes the SNP path
+//!    (`snp::boot`: GHCB, #VC handler, console, then a reasoned end, SNP_NOT_YET, where
+//!    the monitor would start), SEV-ES without SNP is refused, a native machine gets
 //!    the native backend (COM1, isa-debug-exit, CPUID);
 //! 3. console: the `log` backend over the platform's console, then the banner;
 //! 4. boot information: `hvm_start_info`, memory map and command line, checked and copied;
@@ -35,6 +38,7 @@ pub mod exit;
 pub mod ktest;
 pub mod mm;
 pub mod platform;
+pub mod snp;
 
 /// The banner, printed first (xtask's boot benchmark times its appearance).
 pub const BANNER: &str = concat!("Vigil SVSM ", env!("CARGO_PKG_VERSION"), " (VMPL0 kernel)");
@@ -42,28 +46,48 @@ pub const BANNER: &str = concat!("Vigil SVSM ", env!("CARGO_PKG_VERSION"), " (VM
 #[cfg(target_os = "none")]
 use exit::{exit, ExitCode};
 
-/// The first Rust code; called by the entry assembly with the PVH start-info address.
+/// The first Rust code; called by the entry assembly with its argument (the PVH
+/// start-info address, or the BootParams GPA after the IGVM entry), the entry kind
+/// (0 = PVH, 1 = IGVM) and the C-bit mask the entry put in the bootstrap page tables.
 /// Chooses the platform before anything touches a port or runs CPUID, then takes that
 /// platform's path.
 #[cfg(target_os = "none")]
 #[no_mangle]
-pub extern "C" fn kernel_main(start_info_paddr: u64) -> ! {
+pub extern "C" fn kernel_main(boot_arg: u64, entry_kind: u64, c_bit_mask: u64) -> ! {
+    use boot::igvm::EntryKind;
+    use svsm_abi::ghcb::term;
     cpu::init();
-    match platform::select() {
-        // The SNP path (issue 10's backend goes here): not written yet, so the boot ends
-        // with a termination request that says so, before any port or CPUID.
-        platform::BootChoice::Snp { .. } => platform::snp::not_yet(),
-        platform::BootChoice::SevEsWithoutSnp { .. } => {
-            platform::snp::terminate(svsm_abi::ghcb::term::SEV_ES_WITHOUT_SNP)
+    let entry = if entry_kind == 1 {
+        EntryKind::Igvm
+    } else {
+        EntryKind::Pvh
+    };
+    match (platform::select(), entry) {
+        (platform::BootChoice::Snp { sev_status }, EntryKind::Igvm) => {
+            snp::boot::run(boot_arg, c_bit_mask, sev_status)
         }
-        platform::BootChoice::SevWithoutEs { sev_status } => {
+        // SNP through the PVH note: no BootParams, no CPUID page; nothing to boot from.
+        (platform::BootChoice::Snp { .. }, EntryKind::Pvh) => {
+            platform::snp::terminate(term::BOOT_PARAMS)
+        }
+        (platform::BootChoice::SevEsWithoutSnp { .. }, _) => {
+            platform::snp::terminate(term::SEV_ES_WITHOUT_SNP)
+        }
+        (platform::BootChoice::SevWithoutEs { sev_status }, _) => {
             kprintln!("{}", BANNER);
             kprintln!(
                 "vigil: SEV without SEV-ES/SNP (SEV_STATUS {sev_status:#x}) is refused: Vigil needs VMPLs"
             );
             exit(ExitCode::Fatal);
         }
-        platform::BootChoice::Native(info) => native_main(start_info_paddr, info),
+        (platform::BootChoice::Native(info), EntryKind::Pvh) => native_main(boot_arg, info),
+        (platform::BootChoice::Native(_), EntryKind::Igvm) => {
+            kprintln!("{}", BANNER);
+            kprintln!(
+                "vigil: IGVM boot without SEV-SNP (BootParams at {boot_arg:#x}): the native IGVM path is not written; boot with QEMU -kernel instead"
+            );
+            exit(ExitCode::Fatal);
+        }
     }
 }
 

@@ -1,17 +1,22 @@
-//! The PVH entry point: 32-bit protected mode to 64-bit long mode.
+//! The PVH entry point and the 32-bit-to-long-mode path it shares with the IGVM entry.
 //!
 //! QEMU's `-kernel` loader finds the Xen ELF note `XEN_ELFNOTE_PHYS32_ENTRY` (type 18) and
 //! jumps to the address it holds in 32-bit protected mode, paging off, interrupts off, flat
 //! segments, with EBX holding the physical address of the `hvm_start_info` structure. There
-//! is no stack. This file is the only code that runs before Rust:
+//! is no stack. `vigil_pvh_entry` passes that address on, with no C-bit and entry kind 0
+//! (PVH), to `vigil_entry32_common`; the IGVM entry (`boot::igvm`) joins there with the
+//! BootParams GPA, the C-bit and kind 1. The common path is the only code that runs
+//! before Rust (ESI = argument, EBX = the C-bit as a mask of the high dword of a page-table
+//! entry, EBP = entry kind):
 //!
 //! 1. set up a stack (the top of the main kernel stack, see `mm::layout`);
 //! 2. zero three page-table pages in .bss and identity-map the first 1 GiB with 2 MiB
-//!    pages (writable, executable: a bootstrap map only, replaced by `mm::paging` as
-//!    the first thing `kernel_main` does once the console is up);
+//!    pages (writable, executable; every entry, tables included, with the C-bit mask:
+//!    under SNP, data accesses with paging on are private only with the C-bit, APM vol. 2
+//!    15.34.4): a bootstrap map only, replaced by `mm::paging` on the native path;
 //! 3. enable PAE, load CR3, set EFER.LME and EFER.NXE, enable paging (with CR0.WP);
 //! 4. load a bootstrap GDT with a 64-bit code segment and far-return into 64-bit code;
-//! 5. load the data segments and call `kernel_main(start_info_paddr)`.
+//! 5. load the data segments and call `kernel_main(argument, kind, c_bit_mask)`.
 //!
 //! Note layout: QEMU (hw/i386/x86.c, `read_pvh_start_addr`) reads a 64-bit ELF's note
 //! descriptor as a 64-bit value located at `12 + align_up(namesz, p_align)` bytes into the
@@ -38,7 +43,12 @@ global_asm!(
 vigil_pvh_entry:
     cli
     cld
-    mov esi, ebx                          /* keep the start-info address */
+    mov esi, ebx                          /* argument: the start-info address */
+    xor ebx, ebx                          /* no C-bit */
+    xor ebp, ebp                          /* entry kind 0: PVH */
+
+    .global vigil_entry32_common
+vigil_entry32_common:
     mov esp, offset {stacks} + {main_top}
 
     /* Zero the three bootstrap page-table pages. */
@@ -50,15 +60,18 @@ vigil_pvh_entry:
     mov eax, offset vigil_boot_pdpt
     or eax, 0x3                           /* present, writable */
     mov dword ptr [vigil_boot_pml4], eax
+    mov dword ptr [vigil_boot_pml4 + 4], ebx
     mov eax, offset vigil_boot_pd
     or eax, 0x3
     mov dword ptr [vigil_boot_pdpt], eax
+    mov dword ptr [vigil_boot_pdpt + 4], ebx
     xor ecx, ecx
 2:
     mov eax, ecx
     shl eax, 21
     or eax, 0x83                          /* present, writable, 2 MiB page */
     mov dword ptr [vigil_boot_pd + ecx * 8], eax
+    mov dword ptr [vigil_boot_pd + ecx * 8 + 4], ebx
     inc ecx
     cmp ecx, 512
     jne 2b
@@ -92,7 +105,10 @@ vigil_long_mode_entry:
     xor eax, eax
     mov fs, ax
     mov gs, ax
-    mov edi, esi                          /* arg 0: start-info physical address */
+    mov edx, ebx
+    shl rdx, 32                           /* arg 2: the C-bit mask (0 without SNP) */
+    mov edi, esi                          /* arg 0: start info / BootParams address */
+    mov esi, ebp                          /* arg 1: entry kind */
     xor ebp, ebp
     call {main}
 4:

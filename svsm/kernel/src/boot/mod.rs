@@ -1,7 +1,9 @@
-//! Boot: the PVH entry assembly and the boot-information parser.
+//! Boot: the PVH and IGVM entry assembly and the boot-information parser.
 
 #[cfg(target_os = "none")]
 mod entry;
+#[cfg(target_os = "none")]
+pub mod igvm;
 pub mod pvh;
 
 /// Reads physical memory through the bootstrap identity map (first 1 GiB, set up by the

@@ -1,7 +1,10 @@
 //! Exception dispatch and reports.
 //!
-//! Every vector lands in [`vigil_exception_dispatch`] with a [`TrapFrame`]. Three outcomes:
+//! Every vector lands in [`vigil_exception_dispatch`] with a [`TrapFrame`]. Four outcomes:
 //!
+//! 0. A #VC (vector 29, SNP only) goes to the handler the SNP boot installed
+//!    ([`set_vc_handler`], `snp::vc`), which answers it or ends Vigil with a reason;
+//!    without one (no SNP) a #VC is unexpected like any other vector.
 //! 1. An *expected* fault: a caller armed [`catch_fault`] for this vector; the fault is
 //!    recorded and execution resumes where `catch_fault` returns (the in-kernel tests use
 //!    this to prove that faults are caught; later, the monitor may use it to probe memory).
@@ -74,6 +77,8 @@ pub mod vector {
     pub const PF: u8 = 14;
     /// NMI.
     pub const NMI: u8 = 2;
+    /// VMM communication exception (SEV-ES/SNP).
+    pub const VC: u8 = 29;
 }
 
 /// The mnemonic and name of an exception vector.
@@ -175,9 +180,23 @@ pub fn set_double_fault_hook(hook: fn(&TrapFrame, u64) -> !) {
     DOUBLE_FAULT_HOOK.call_once(|| hook);
 }
 
+/// The #VC handler, installed once by the SNP boot (first call wins).
+static VC_HANDLER: spin::Once<fn(&mut TrapFrame)> = spin::Once::new();
+
+/// Installs the #VC handler (SNP only; first call wins).
+pub fn set_vc_handler(handler: fn(&mut TrapFrame)) {
+    VC_HANDLER.call_once(|| handler);
+}
+
 /// The Rust side of every interrupt stub.
 #[no_mangle]
 pub extern "C" fn vigil_exception_dispatch(frame: &mut TrapFrame) {
+    if frame.vector == u64::from(vector::VC) {
+        if let Some(handler) = VC_HANDLER.get() {
+            handler(frame);
+            return;
+        }
+    }
     let cr2 = read_cr2();
     if frame.vector as usize == ARMED_VECTOR.load(Ordering::SeqCst) {
         ARMED_VECTOR.store(NOT_ARMED, Ordering::SeqCst);

@@ -6,11 +6,11 @@
 //! table pointer come from the crate.
 //!
 //! Every vector has a gate (an unexpected vector gets a report rather than a triple
-//! fault); #DF, NMI and #MC switch to their IST stacks.
+//! fault); #DF, NMI, #MC and #VC switch to their IST stacks.
 
 use core::cell::UnsafeCell;
 
-use super::tss::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+use super::tss::{IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI, IST_VC};
 
 /// One 16-byte 64-bit interrupt gate.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -70,6 +70,7 @@ pub const fn ist_for_vector(vector: u8) -> u8 {
         2 => IST_NMI,
         8 => IST_DOUBLE_FAULT,
         18 => IST_MACHINE_CHECK,
+        29 => IST_VC,
         _ => 0,
     }
 }
@@ -134,7 +135,8 @@ mod tests {
     }
 
     #[test]
-    fn only_df_nmi_mc_use_ist() {
+    fn only_df_nmi_mc_vc_use_ist() {
+        assert_eq!(ist_for_vector(29), IST_VC);
         assert_eq!(ist_for_vector(8), IST_DOUBLE_FAULT);
         assert_eq!(ist_for_vector(2), IST_NMI);
         assert_eq!(ist_for_vector(18), IST_MACHINE_CHECK);

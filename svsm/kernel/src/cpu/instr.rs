@@ -2,8 +2,8 @@
 //!
 //! The architectural ones (port I/O, MSRs, control registers, TLB, HLT) come from the
 //! `x86_64` crate; what it lacks is written here by hand: CPUID (from `core::arch`) and
-//! the SEV-SNP instructions (VMGEXIT; PVALIDATE, RMPADJUST and RMPQUERY join it with the
-//! SNP backend). Reads that cannot break memory safety are safe functions; writes that
+//! the SEV-SNP instructions (VMGEXIT, PVALIDATE, RMPADJUST, RMPQUERY; APM vol. 3, each
+//! under its own name; opcodes F3 0F 01 D9, F2 0F 01 FF, F3 0F 01 FE, F3 0F 01 FD). Reads that cannot break memory safety are safe functions; writes that
 //! change the address space or descriptor tables are `unsafe` and state what the caller
 //! must guarantee. The functions keep plain `u64`/`u16` signatures so that their callers
 //! (fault reports, page-table loading, the emulated platform) stay as they were.
@@ -119,6 +119,109 @@ pub fn vmgexit() {
     // SAFETY: VMGEXIT touches no memory of Vigil's; the host may change only what the
     // GHCB protocol lets it change (register state is preserved by the hardware).
     unsafe { asm!("rep vmmcall", options(nostack)) }
+}
+
+/// What PVALIDATE, RMPADJUST and RMPQUERY report: EAX (one of
+/// `svsm_abi::rmp::ret`), and for PVALIDATE whether RFLAGS.CF was set (the RMP entry's
+/// validated bit already had the requested value: nothing changed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RmpOutcome {
+    /// EAX after the instruction.
+    pub ret: u32,
+    /// RFLAGS.CF after the instruction (PVALIDATE: "not updated").
+    pub unchanged: bool,
+}
+
+/// PVALIDATE (APM vol. 3, "PVALIDATE"): sets (`validate`) or clears the validated bit of
+/// the RMP entry of the page at virtual address `vaddr` (4 KiB, or 2 MiB if `size_2m`).
+/// RAX = address, ECX = page size, EDX = validate; EAX returns the result, CF = 1 means
+/// the bit already had that value.
+///
+/// # Safety
+/// Only on an SNP guest (elsewhere the opcode raises #UD). `vaddr` must map, with the
+/// C-bit, the page meant: validating a page makes the host's earlier contents of it
+/// private data of Vigil's (the caller zeroes it before use); rescinding makes every
+/// later private access to it raise #VC, so no Rust reference to the page may be used
+/// after a rescind.
+pub unsafe fn pvalidate(vaddr: u64, size_2m: bool, validate: bool) -> RmpOutcome {
+    let ret: u64;
+    let cf: u8;
+    // SAFETY: forwarded to the caller; the instruction reads RAX/RCX/RDX, writes RAX and
+    // RFLAGS, and touches no memory through Rust's view of it.
+    unsafe {
+        asm!(
+            ".byte 0xf2, 0x0f, 0x01, 0xff",
+            "setc {cf}",
+            cf = out(reg_byte) cf,
+            inout("rax") vaddr => ret,
+            in("rcx") u64::from(size_2m),
+            in("rdx") u64::from(validate),
+            options(nostack)
+        );
+    }
+    RmpOutcome {
+        ret: ret as u32,
+        unchanged: cf != 0,
+    }
+}
+
+/// RMPADJUST (APM vol. 3, "RMPADJUST"): sets the permissions (and the VMSA bit) of a
+/// less privileged VMPL for the page at `vaddr`. RAX = address, ECX = page size, RDX =
+/// attributes (`svsm_abi::rmp::rmpadjust_attrs`: target VMPL 7:0, permission mask 15:8,
+/// VMSA bit 16); EAX returns the result.
+///
+/// # Safety
+/// Only on an SNP guest, at a VMPL more privileged than the target. Granting a lower VMPL
+/// access to a page of Vigil's gives that VMPL Vigil's data: the caller decides from the
+/// monitor's ownership records, never from a guest's word alone.
+pub unsafe fn rmpadjust(vaddr: u64, size_2m: bool, attrs: u64) -> RmpOutcome {
+    let ret: u64;
+    // SAFETY: forwarded to the caller; no memory is touched through Rust's view of it.
+    unsafe {
+        asm!(
+            ".byte 0xf3, 0x0f, 0x01, 0xfe",
+            inout("rax") vaddr => ret,
+            in("rcx") u64::from(size_2m),
+            in("rdx") attrs,
+            options(nostack)
+        );
+    }
+    RmpOutcome {
+        ret: ret as u32,
+        unchanged: false,
+    }
+}
+
+/// RMPQUERY (APM vol. 3, "RMPQUERY"): reads the permissions of VMPL `target_vmpl` for
+/// the page at `vaddr`. RAX = address, RDX bits 7:0 = the VMPL asked about; returns EAX,
+/// RDX (bits 7:0 the permission mask, bit 16 the VMSA bit) and RCX (the page size).
+/// Changes nothing, so it is safe wherever the instruction exists; on a machine without
+/// SNP the opcode raises #UD, which only the SNP backend can rule out, hence `unsafe`.
+///
+/// # Safety
+/// Only on an SNP guest.
+pub unsafe fn rmpquery(vaddr: u64, target_vmpl: u8) -> (RmpOutcome, u64, u64) {
+    let ret: u64;
+    let rdx: u64;
+    let rcx: u64;
+    // SAFETY: forwarded to the caller; RMPQUERY only reads the RMP.
+    unsafe {
+        asm!(
+            ".byte 0xf3, 0x0f, 0x01, 0xfd",
+            inout("rax") vaddr => ret,
+            inout("rdx") u64::from(target_vmpl) => rdx,
+            out("rcx") rcx,
+            options(nostack, readonly)
+        );
+    }
+    (
+        RmpOutcome {
+            ret: ret as u32,
+            unchanged: false,
+        },
+        rdx,
+        rcx,
+    )
 }
 
 /// Halts until the next interrupt (with interrupts off: forever, bar NMI/SMI).

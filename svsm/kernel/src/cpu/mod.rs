@@ -20,6 +20,7 @@ pub fn init() {
         (tss::IST_DOUBLE_FAULT, Stack::DoubleFault),
         (tss::IST_NMI, Stack::Nmi),
         (tss::IST_MACHINE_CHECK, Stack::MachineCheck),
+        (tss::IST_VC, Stack::Vc),
     ] {
         t.interrupt_stack_table[usize::from(slot - 1)] = VirtAddr::new(stack.top());
     }

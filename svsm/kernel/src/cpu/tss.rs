@@ -1,6 +1,6 @@
 //! The 64-bit Task State Segment: only its interrupt stack table is used.
 //!
-//! IST1 = #DF, IST2 = NMI, IST3 = #MC. These exceptions can arrive when the current stack
+//! IST1 = #DF, IST2 = NMI, IST3 = #MC, IST4 = #VC (SNP only). These exceptions can arrive when the current stack
 //! is unusable (a stack overflow into a guard page ends in #DF precisely because the CPU
 //! cannot push the #PF frame), so they switch to stacks of their own, each with its own
 //! guard page (see `mm::layout`).
@@ -13,6 +13,8 @@ pub const IST_DOUBLE_FAULT: u8 = 1;
 pub const IST_NMI: u8 = 2;
 /// IST slot for machine checks.
 pub const IST_MACHINE_CHECK: u8 = 3;
+/// IST slot for #VC (raised only under SEV-ES/SNP).
+pub const IST_VC: u8 = 4;
 
 /// The hardware TSS layout (AMD APM vol. 2, "64-bit TSS format"), from the `x86_64`
 /// crate: `interrupt_stack_table[n - 1]` is ISTn.

@@ -10,7 +10,7 @@
 //! | `.data`, `.bss`   | read, write      |
 //! | stack area        | read, write; one unmapped guard page under every stack |
 //!
-//! The stack area is one page-aligned static in its own NOLOAD section: four stacks, each
+//! The stack area is one page-aligned static in its own NOLOAD section: five stacks, each
 //! with an unmapped guard page below it (stacks grow down, so an overflow runs into the
 //! guard page and faults instead of silently corrupting what lies below).
 
@@ -35,15 +35,20 @@ pub enum Stack {
     Nmi,
     /// IST3: machine check.
     MachineCheck,
+    /// IST4: #VC (SNP). Its own stack so that a #VC raised where the current stack is
+    /// unusable still has one; a #VC inside the #VC handler would reuse it and is
+    /// refused before it could return (`snp::vc`).
+    Vc,
 }
 
 impl Stack {
     /// Every stack.
-    pub const ALL: [Stack; 4] = [
+    pub const ALL: [Stack; 5] = [
         Stack::Main,
         Stack::DoubleFault,
         Stack::Nmi,
         Stack::MachineCheck,
+        Stack::Vc,
     ];
 
     /// Human-readable name for reports.
@@ -53,6 +58,7 @@ impl Stack {
             Stack::DoubleFault => "#DF IST stack",
             Stack::Nmi => "NMI IST stack",
             Stack::MachineCheck => "#MC IST stack",
+            Stack::Vc => "#VC IST stack",
         }
     }
 
@@ -70,6 +76,7 @@ impl Stack {
             Stack::DoubleFault => GUARD + MAIN_STACK_SIZE,
             Stack::Nmi => 2 * GUARD + MAIN_STACK_SIZE + IST_STACK_SIZE,
             Stack::MachineCheck => 3 * GUARD + MAIN_STACK_SIZE + 2 * IST_STACK_SIZE,
+            Stack::Vc => 4 * GUARD + MAIN_STACK_SIZE + 3 * IST_STACK_SIZE,
         }
     }
 
@@ -102,7 +109,7 @@ impl Stack {
     }
 }
 
-const STACK_AREA_SIZE: usize = Stack::MachineCheck.top_offset();
+const STACK_AREA_SIZE: usize = Stack::Vc.top_offset();
 const _: () = assert!(STACK_AREA_SIZE.is_multiple_of(GUARD));
 const _: () =
     assert!(MAIN_STACK_SIZE.is_multiple_of(GUARD) && IST_STACK_SIZE.is_multiple_of(GUARD));

@@ -12,10 +12,11 @@
 //! Backends today:
 //! * [`native::Native`]: no SEV-ES/SNP (plain x86-64, or AMD-V for the emulated
 //!   platform): COM1 through port I/O, QEMU's isa-debug-exit, the CPUID instruction.
-//! * SNP: not implemented yet. `kernel_main` takes its SNP path, which is
-//!   [`snp::not_yet`] for now: it ends the boot with a GHCB MSR-protocol termination
-//!   request that says so (never a silent fallback to ports or CPUID). SEV-ES without
-//!   SNP ends the same way with its own reason; SEV without SEV-ES is refused on COM1.
+//! * [`snp::Snp`]: SEV-SNP, installed by `kernel_main`'s SNP path (`snp::boot`, after an
+//!   IGVM boot) with [`install_snp`]: COM1 through the GHCB IOIO exit, exits as GHCB
+//!   termination requests, CPUID from the CPUID page. An SNP machine reached through
+//!   the PVH entry (no BootParams) ends with a termination request; SEV-ES without SNP
+//!   ends the same way with its own reason; SEV without SEV-ES is refused on COM1.
 //!
 //! Before [`select`] has run, nothing is printed and an exit halts the CPU: only the
 //! descriptor tables and the SEV_STATUS read come before it.
@@ -94,6 +95,12 @@ pub fn select() -> BootChoice {
         });
     }
     choice
+}
+
+/// Installs the SNP backend (called first by the SNP boot path, `snp::boot::run`).
+#[cfg(target_os = "none")]
+pub fn install_snp() {
+    CURRENT.call_once(|| &snp::SNP);
 }
 
 /// Reads SEV_STATUS, or `None` if the MSR does not exist (#GP: not an SEV guest, e.g.

@@ -1,22 +1,85 @@
-//! The SNP backend of the kernel seam: not written yet (issue 10, "the backend").
+//! The SNP backend of the kernel seam (`KernelPlatform` on SEV-SNP): console on COM1
+//! through the GHCB IOIO exit, exits as GHCB MSR-protocol termination requests, CPUID
+//! from the CPUID page. The boot sequence that sets these up is `snp::boot`.
 //!
-//! What exists is the explicit "not yet": on an SNP (or SEV-ES) machine the kernel
-//! must neither touch a port nor run CPUID (both raise #VC, and no #VC handler exists
-//! yet), so it ends the boot the one way that needs neither: a GHCB MSR-protocol
-//! termination request (#56421, MSR protocol "termination request", reason set 1 =
-//! SVSM) followed by VMGEXIT. Writing the GHCB MSR and VMGEXIT do not raise #VC. The
-//! host sees the reason code; nothing is printed (there is no console without a GHCB).
+//! Termination (#56421, MSR protocol "Termination Request", reason set 1 = Vigil's,
+//! codes in `svsm_abi::ghcb::term`): writing the GHCB MSR and VMGEXIT do not raise #VC,
+//! so it works at every point of the boot, before the GHCB page exists too. Until the
+//! GHCB page is registered the console drops its output (a port write would raise #VC
+//! for an exit that cannot be made yet); the termination reason then says why the boot
+//! ended.
+
+use svsm_abi::ghcb::term;
+
+use crate::exit::ExitCode;
 
 /// The GHCB MSR value that asks the host to terminate the guest with `reason`
 /// (Vigil's reason set, [`svsm_abi::ghcb::term::SET_SVSM`]).
 pub const fn termination_request(reason: u64) -> u64 {
-    svsm_abi::ghcb::msr::terminate(svsm_abi::ghcb::term::SET_SVSM, reason)
+    svsm_abi::ghcb::msr::terminate(term::SET_SVSM, reason)
 }
 
-/// Ends an SNP boot: the SNP backend is not implemented yet.
+/// The termination reason for an end of the run with `code`.
+pub const fn exit_reason(code: ExitCode) -> u64 {
+    match code {
+        ExitCode::Success => term::EXIT_SUCCESS,
+        ExitCode::TestsFailed => term::EXIT_TESTS_FAILED,
+        ExitCode::Fatal => term::EXIT_FATAL,
+    }
+}
+
+/// COM1's transmit register.
+pub const COM1: u16 = 0x3f8;
+
+/// The SNP platform (its state is the GHCB page and the CPUID table in `snp`).
 #[cfg(target_os = "none")]
-pub fn not_yet() -> ! {
-    terminate(svsm_abi::ghcb::term::SNP_NOT_YET)
+pub struct Snp;
+
+/// The one instance `platform::install_snp` installs.
+#[cfg(target_os = "none")]
+pub static SNP: Snp = Snp;
+
+#[cfg(target_os = "none")]
+impl super::KernelPlatform for Snp {
+    fn name(&self) -> &'static str {
+        "snp (COM1 through the GHCB, CPUID page, GHCB termination)"
+    }
+
+    fn console_write(&self, bytes: &[u8]) {
+        use crate::snp::ghcb::{page, Exit, GhcbError};
+        for &b in bytes {
+            for out in [b'\r', b] {
+                if out == b'\r' && b != b'\n' {
+                    continue;
+                }
+                let e = Exit::Out {
+                    port: COM1,
+                    bytes: 1,
+                    value: u32::from(out),
+                };
+                match page::call(&e) {
+                    // No GHCB yet, or a report from inside another exit: dropped.
+                    Ok(_) | Err(GhcbError::NotReady | GhcbError::Busy) => {}
+                    // The host refused console output: nothing can be said any more.
+                    Err(err) => terminate(err.reason()),
+                }
+            }
+        }
+    }
+
+    fn exit(&self, code: ExitCode) -> ! {
+        terminate(exit_reason(code))
+    }
+
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+        crate::snp::cpuid_answer(leaf, subleaf)
+    }
+
+    fn apic_id(&self) -> u32 {
+        // The CPUID page's leaf 1 EBX[31:24]: the boot CPU's initial APIC ID (the page
+        // is the same for every vCPU; APs will take theirs from their VMSA setup).
+        self.cpuid(1, 0).1 >> 24
+    }
 }
 
 /// Asks the host to terminate the guest with `reason`, through the GHCB MSR protocol.
@@ -36,7 +99,7 @@ pub fn terminate(reason: u64) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use svsm_abi::ghcb::{msr, term};
+    use svsm_abi::ghcb::msr;
 
     #[test]
     fn not_yet_is_a_termination_request_with_its_own_reason() {
@@ -45,5 +108,20 @@ mod tests {
         assert_eq!((v >> 12) & 0xf, term::SET_SVSM);
         assert_eq!((v >> 16) & 0xff, term::SNP_NOT_YET);
         assert_ne!(term::SNP_NOT_YET, term::SEV_ES_WITHOUT_SNP);
+    }
+
+    #[test]
+    fn every_exit_code_has_its_own_reason_distinct_from_the_boot_reasons() {
+        let reasons = [
+            exit_reason(ExitCode::Success),
+            exit_reason(ExitCode::TestsFailed),
+            exit_reason(ExitCode::Fatal),
+        ];
+        assert_eq!(reasons, [0x20, 0x21, 0x22]);
+        for r in reasons {
+            assert!(r <= 0xff, "reason codes are 8 bits");
+            assert_ne!(r, term::SNP_NOT_YET);
+            assert_ne!(r, term::VC_UNEXPECTED);
+        }
     }
 }

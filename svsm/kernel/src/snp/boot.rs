@@ -1,0 +1,148 @@
+//! `kernel_main`'s SNP path: the boot sequence after the IGVM entry (`boot::igvm`).
+//!
+//! Order, each step relying on the previous (docs/kernel.md, "The SNP boot"):
+//! 1. the SNP kernel platform is installed (exits become termination requests; the
+//!    console drops output until the GHCB works) and the #VC handler with it;
+//! 2. `BootParams` checked (`boot_params::check`);
+//! 3. the CPUID page checked, its C-bit compared with the one the entry put in the
+//!    page tables; from here CPUID (also through #VC) is answered from it;
+//! 4. GHCB MSR protocol: SEV information (version 2 in the host's range, same C-bit),
+//!    hypervisor features (SNP required);
+//! 5. the GHCB page made shared (`shared`) and registered (REG_GPA, GFN echoed);
+//! 6. console: COM1 programmed through #VC (IOIO), the logger, the banner;
+//! 7. a #VC self-check (one CPUID instruction answered by the handler equals the page);
+//! 8. what is not done yet is logged, and the boot ends with `SNP_NOT_YET`.
+//!
+//! Any failure ends the boot with its own termination reason (`svsm_abi::ghcb::term`).
+
+use svsm_abi::boot_params::BootParams;
+use svsm_abi::cpuid::CpuidPage;
+use svsm_abi::ghcb::{msr, term};
+
+use super::boot_params::{check, SnpLayout};
+use super::cpuid::CpuidTable;
+use super::msr_protocol::{check_hv_features, check_register, check_sev_info, exchange};
+use super::{fail, ghcb, shared, vc, CPUID_TABLE};
+use crate::{kprintln, BANNER};
+
+extern "C" {
+    fn vigil_igvm_entry();
+}
+
+/// Runs the SNP boot; `bp_gpa` came in RSI, `c_bit_mask` is the bit the entry set in
+/// the bootstrap page tables, `sev_status` the MSR's value.
+pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
+    crate::platform::install_snp();
+    crate::cpu::exceptions::set_vc_handler(vc::handler::handle);
+    let layout = boot_params(bp_gpa);
+    let c_bit = cpuid_page(layout.cpuid_gpa, c_bit_mask);
+    let info = check_sev_info(exchange(msr::SEV_INFO_REQ), c_bit)
+        .unwrap_or_else(|e| fail(e.reason(), format_args!("{e}")));
+    let features = check_hv_features(exchange(msr::HV_FEATURES_REQ))
+        .unwrap_or_else(|e| fail(e.reason(), format_args!("{e}")));
+    ghcb_page(c_bit_mask);
+
+    crate::console::serial::init();
+    crate::console::logger::init(log::LevelFilter::Info);
+    kprintln!("{}", BANNER);
+    kprintln!("platform: SEV-SNP (SEV_STATUS {sev_status:#x}), booted from IGVM");
+    log::info!(
+        "BootParams at {bp_gpa:#x}: Vigil region {:#x}-{:#x}, {} vCPU(s), guest VMPL {}, CPUID page {:#x}, secrets page {:#x}",
+        layout.vigil.0,
+        layout.vigil.1,
+        layout.vcpus,
+        layout.guest_vmpl,
+        layout.cpuid_gpa,
+        layout.secrets_gpa
+    );
+    log::info!(
+        "GHCB protocol {}..={} (using {}), hypervisor features {features:#x}, C-bit {c_bit} (CPUID page; host agrees)",
+        info.min,
+        info.max,
+        svsm_abi::ghcb::GHCB_PROTOCOL_VERSION
+    );
+    log::info!(
+        "GHCB page {:#x}: rescinded, shared, C-bit cleared, registered",
+        ghcb::page::gpa()
+    );
+    vc_self_check();
+    log::warn!(
+        "SNP backend, next part not written: Vigil's own page tables, validation of the Vigil region, the monitor's SNP platform (PVALIDATE/RMPADJUST for the guest, VMSAs, VMPL switch, guest requests), APs"
+    );
+    kprintln!("vigil: SNP boot reached its end for now: terminating with SNP_NOT_YET");
+    crate::platform::snp::terminate(term::SNP_NOT_YET)
+}
+
+fn boot_params(gpa: u64) -> SnpLayout {
+    const BOOT_MAP_END: u64 = 1 << 30;
+    if gpa == 0 || !gpa.is_multiple_of(4096) || gpa >= BOOT_MAP_END {
+        fail(
+            term::BOOT_PARAMS,
+            format_args!("BootParams GPA {gpa:#x} (RSI) unusable"),
+        );
+    }
+    // SAFETY: a page-aligned page in the first GiB, which the bootstrap tables map
+    // private; a page the launch did not validate raises #VC, which the handler refuses.
+    let bp = unsafe { core::ptr::read(gpa as *const BootParams) };
+    let img = crate::mm::layout::image_layout().image;
+    check(
+        &bp,
+        gpa,
+        (img.start, img.end),
+        vigil_igvm_entry as *const () as u64,
+    )
+    .unwrap_or_else(|e| fail(term::BOOT_PARAMS, format_args!("{e}")))
+}
+
+fn cpuid_page(gpa: u64, c_bit_mask: u64) -> u8 {
+    // SAFETY: `gpa` is a page of the Vigil region outside the image (checked), mapped
+    // private; the launch placed the CPUID page there and nothing ever writes it.
+    let page: &'static CpuidPage = unsafe { &*(gpa as *const CpuidPage) };
+    let table =
+        CpuidTable::new(page).unwrap_or_else(|e| fail(term::CPUID_PAGE, format_args!("{e}")));
+    let c_bit = table
+        .c_bit()
+        .unwrap_or_else(|e| fail(term::CPUID_PAGE, format_args!("{e}")));
+    if 1u64 << c_bit != c_bit_mask {
+        fail(
+            term::CPUID_PAGE,
+            format_args!("C-bit {c_bit} differs from the entry's mask {c_bit_mask:#x}"),
+        );
+    }
+    CPUID_TABLE.call_once(|| table);
+    c_bit
+}
+
+fn ghcb_page(c_bit_mask: u64) {
+    let gpa = ghcb::page::gpa();
+    // SAFETY: the GHCB page is Vigil's static, reached only through `ghcb::page` with
+    // volatile accesses; the bootstrap tables are loaded (nothing replaced them on SNP).
+    if let Err(e) = unsafe { shared::make::page_shared(gpa, c_bit_mask) } {
+        let reason = match e {
+            shared::make::SharedError::Pvalidate(_) => term::PVALIDATE,
+            shared::make::SharedError::Psc(p) => p.reason(),
+            shared::make::SharedError::Map(_) => term::PAGE_STATE,
+        };
+        fail(reason, format_args!("GHCB page {gpa:#x}: {e:?}"));
+    }
+    check_register(exchange(msr::register_ghcb_request(gpa >> 12)), gpa >> 12)
+        .unwrap_or_else(|e| fail(e.reason(), format_args!("{e}")));
+    ghcb::page::set_ready();
+}
+
+/// Runs one CPUID instruction, which raises #VC, and compares the handler's answer with
+/// the page's: proves the #VC path (IST, frame, RIP advance) before anything relies on it.
+fn vc_self_check() {
+    let leaf = super::cpuid::LEAF_MEM_ENCRYPTION;
+    let through_vc = crate::cpu::instr::cpuid(leaf, 0);
+    let from_page = super::cpuid_answer(leaf, 0);
+    if through_vc != from_page {
+        fail(
+            term::VC_UNEXPECTED,
+            format_args!(
+                "#VC self-check: CPUID {leaf:#x} gave {through_vc:x?}, page {from_page:x?}"
+            ),
+        );
+    }
+    log::info!("#VC handler: CPUID {leaf:#x} answered from the CPUID page ({through_vc:x?})");
+}

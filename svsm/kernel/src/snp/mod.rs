@@ -1,0 +1,57 @@
+//! The `snp` backend, first part: Vigil booted from its IGVM file on an SEV-SNP machine,
+//! up to a working console and a clean, reasoned end (issue 10).
+//!
+//! One concern per file:
+//! * [`boot_params`]: the checks on the measured `BootParams` page;
+//! * [`cpuid`]: CPUID answers and the C-bit position from the CPUID page;
+//! * [`msr_protocol`]: the GHCB MSR protocol (SEV information, hypervisor features,
+//!   page-state change, GHCB registration), responses checked;
+//! * [`shared`]: making a page of Vigil's shared (PVALIDATE rescind, page-state change,
+//!   C-bit cleared, TLB flushed);
+//! * [`ghcb`]: exits through the GHCB page (IOIO, MSR), answers checked;
+//! * [`vc`]: the #VC handler;
+//! * [`boot`]: the sequence that ties them together (`kernel_main`'s SNP path).
+//!
+//! The kernel seam's SNP platform (console over the GHCB, exit by termination request,
+//! CPUID from the page) is `platform::snp`. Not written yet (the next part): Vigil's own
+//! page tables with the C-bit, validation of the Vigil region the launch left
+//! unvalidated, the monitor's SNP platform (PVALIDATE/RMPADJUST for the guest, VMSA
+//! creation and VMPL switching, guest requests), per-CPU GHCBs for APs, #HV.
+
+pub mod boot_params;
+pub mod cpuid;
+pub mod ghcb;
+pub mod msr_protocol;
+pub mod shared;
+pub mod vc;
+
+#[cfg(target_os = "none")]
+pub mod boot;
+
+#[cfg(target_os = "none")]
+static CPUID_TABLE: spin::Once<cpuid::CpuidTable<'static>> = spin::Once::new();
+
+/// The CPUID answer for `leaf`/`subleaf` from the CPUID page; ends Vigil if the page
+/// was not read yet (nothing may run CPUID on SNP before it is).
+#[cfg(target_os = "none")]
+pub fn cpuid_answer(leaf: u32, subleaf: u32) -> (u32, u32, u32, u32) {
+    match CPUID_TABLE.get() {
+        Some(t) => t.answer(leaf, subleaf),
+        None => fail(
+            svsm_abi::ghcb::term::CPUID_PAGE,
+            format_args!("CPUID {leaf:#x} before the CPUID page was read"),
+        ),
+    }
+}
+
+/// Ends Vigil on SNP: says why on the console (when it works yet) and asks the host to
+/// terminate the guest with `reason` (set 1).
+#[cfg(target_os = "none")]
+pub fn fail(reason: u64, why: core::fmt::Arguments<'_>) -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(
+        crate::console::emergency(),
+        "vigil: SNP boot ends, reason {reason:#x}: {why}"
+    );
+    crate::platform::snp::terminate(reason)
+}

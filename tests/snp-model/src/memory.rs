@@ -6,7 +6,8 @@
 //! shows it here by reading the poison pattern. Every word of the pattern carries its own
 //! address, so a copied page is told apart from a fresh one.
 
-use alloc::vec::Vec;
+use alloc::boxed::Box;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// The high 16 bits of every poison word; the low 48 bits are the word's GPA.
 pub const POISON_TAG: u64 = 0xBAD5_0000_0000_0000;
@@ -35,10 +36,29 @@ impl core::fmt::Display for OutOfRange {
     }
 }
 
-/// Guest memory, GPA 0 up.
-#[derive(Clone, Debug)]
+/// One 4 KiB page of guest memory, page aligned, so that the bare-metal model can map
+/// the storage itself as the guest's RAM in its nested page tables.
+#[derive(Clone, Copy, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+
+/// Guest memory, GPA 0 up: page-aligned storage (whole pages), of which the first
+/// `size` bytes are guest memory.
+#[derive(Clone)]
 pub struct Memory {
-    bytes: Vec<u8>,
+    pages: Box<[Page]>,
+    size: usize,
+}
+
+impl core::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "Memory {{ size: {:#x}, at: {:#x} }}",
+            self.size,
+            self.host_address()
+        )
+    }
 }
 
 impl Memory {
@@ -46,7 +66,8 @@ impl Memory {
     pub fn new(size: u64) -> Memory {
         let n = usize::try_from(size & !7).unwrap_or(0);
         let mut m = Memory {
-            bytes: alloc::vec![0; n],
+            pages: alloc::vec![Page([0; 4096]); n.div_ceil(4096)].into_boxed_slice(),
+            size: n,
         };
         m.poison(0, n as u64).ok();
         m
@@ -54,7 +75,22 @@ impl Memory {
 
     /// Size in bytes.
     pub fn size(&self) -> u64 {
-        self.bytes.len() as u64
+        self.size as u64
+    }
+
+    /// The host address of GPA 0's byte (4 KiB aligned): GPA `g` is at `host_address() +
+    /// g` for every `g < size()`. The bare-metal model maps this storage as the guest's
+    /// RAM.
+    pub fn host_address(&self) -> usize {
+        self.pages.as_ptr() as usize
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.pages.as_bytes()[..self.size]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.pages.as_mut_bytes()[..self.size]
     }
 
     fn span(&self, gpa: u64, len: u64) -> Result<core::ops::Range<usize>, OutOfRange> {
@@ -70,7 +106,7 @@ impl Memory {
     pub fn poison(&mut self, gpa: u64, len: u64) -> Result<(), OutOfRange> {
         let r = self.span(gpa & !7, (len + 7) & !7)?;
         let start = r.start as u64;
-        for (i, w) in self.bytes[r].chunks_exact_mut(8).enumerate() {
+        for (i, w) in self.bytes_mut()[r].chunks_exact_mut(8).enumerate() {
             w.copy_from_slice(&poison_word(start + 8 * i as u64).to_le_bytes());
         }
         Ok(())
@@ -79,21 +115,21 @@ impl Memory {
     /// Read `out.len()` bytes at `gpa`.
     pub fn read(&self, gpa: u64, out: &mut [u8]) -> Result<(), OutOfRange> {
         let r = self.span(gpa, out.len() as u64)?;
-        out.copy_from_slice(&self.bytes[r]);
+        out.copy_from_slice(&self.bytes()[r]);
         Ok(())
     }
 
     /// Write `data` at `gpa`.
     pub fn write(&mut self, gpa: u64, data: &[u8]) -> Result<(), OutOfRange> {
         let r = self.span(gpa, data.len() as u64)?;
-        self.bytes[r].copy_from_slice(data);
+        self.bytes_mut()[r].copy_from_slice(data);
         Ok(())
     }
 
     /// The bytes at `[gpa, gpa+len)`.
     pub fn slice(&self, gpa: u64, len: u64) -> Result<&[u8], OutOfRange> {
         let r = self.span(gpa, len)?;
-        Ok(&self.bytes[r])
+        Ok(&self.bytes()[r])
     }
 }
 
@@ -125,6 +161,20 @@ mod tests {
             m.slice(0xff8, 8).unwrap(),
             &poison_word(0xff8).to_le_bytes()
         );
+    }
+
+    #[test]
+    fn storage_is_page_aligned_and_gpa_0_is_its_first_byte() {
+        let mut m = Memory::new(0x3008);
+        assert_eq!(m.host_address() % 4096, 0);
+        assert_eq!(m.size(), 0x3008);
+        m.write(0x3000, &[0xaa; 8]).unwrap();
+        assert_eq!(m.slice(0x3000, 8).unwrap(), &[0xaa; 8]);
+        assert_eq!(m.slice(0, 1).unwrap().as_ptr() as usize, m.host_address());
+        // The page past `size` exists in storage but not in guest memory.
+        assert!(m.read(0x3008, &mut [0; 1]).is_err());
+        let empty = Memory::new(4);
+        assert_eq!(empty.size(), 0);
     }
 
     #[test]

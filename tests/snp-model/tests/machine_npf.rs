@@ -121,3 +121,49 @@ fn a_shared_access_outside_memory_is_mmio_vc_400() {
         })
     ));
 }
+
+#[test]
+fn a_ghcb_page_state_change_unmaps_the_pages_it_names() {
+    use snp_model::exit_codes as ec;
+    use snp_model::ghcb_page::{off as g, Ghcb};
+    let mut m = machine();
+    m.host.vcpus[0].ghcb[0] = Some(GHCB);
+    let mut p = Ghcb::new();
+    p.set(g::SW_EXIT_CODE, ec::PSC);
+    p.set(g::SW_EXIT_INFO_1, 0);
+    p.set(g::SW_EXIT_INFO_2, 0);
+    p.set(g::SW_SCRATCH, GHCB + 0x800);
+    p.set_version(2);
+    // Header: entries 0..=1; entry 0 makes FRESH shared, entry 1 makes HOST_PAGE private.
+    p.0[0x800..0x804].copy_from_slice(&[0, 0, 1, 0]);
+    p.0[0x808..0x810].copy_from_slice(&(FRESH | 2 << 52).to_le_bytes());
+    p.0[0x810..0x818].copy_from_slice(&(HOST_PAGE | 1 << 52).to_le_bytes());
+    m.mem.write(GHCB, &p.0).unwrap();
+    let mut cpu = FakeCpu::default();
+    wrmsr(&mut cpu, 0xc001_0130, GHCB);
+    vmgexit(&mut cpu);
+    m.step(&mut cpu, 0).unwrap();
+    m.step(&mut cpu, 0).unwrap();
+    assert!(!m.rmp.entry(FRESH).unwrap().assigned);
+    assert!(m.rmp.entry(HOST_PAGE).unwrap().assigned);
+    assert_eq!(cpu.unmaps, [FRESH, HOST_PAGE]);
+    assert_eq!(
+        q(&m, GHCB + g::SW_EXIT_INFO_2 as u64),
+        0,
+        "answered without error"
+    );
+}
+
+#[test]
+fn an_msr_protocol_page_state_change_unmaps_its_page() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    // PSC request 0x014: GFN in 51:12, operation 2 (shared) in 55:52.
+    wrmsr(&mut cpu, 0xc001_0130, FRESH | 2 << 52 | 0x014);
+    vmgexit(&mut cpu);
+    m.step(&mut cpu, 0).unwrap();
+    m.step(&mut cpu, 0).unwrap();
+    assert_eq!(m.ghcb_msr(0, 0), 0x015);
+    assert!(!m.rmp.entry(FRESH).unwrap().assigned);
+    assert_eq!(cpu.unmaps, [FRESH]);
+}

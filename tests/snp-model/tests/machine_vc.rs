@@ -122,3 +122,49 @@ fn a_stack_the_walk_cannot_reach_stops_the_vcpu() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_frame_across_a_page_boundary_is_written_to_both_pages() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    // RSP 0x10_5010: the frame is 0x10_4fe0..0x10_5010, across the two stack pages.
+    cpu.push(0x7b, 0, 0, |v| {
+        v.set_rip(CODE + 0x200);
+        v.set_rsp(0x10_5010);
+    });
+    m.step(&mut cpu, 0).unwrap();
+    let v = m.vmsa(0, 0).unwrap();
+    assert_eq!(v.rsp(), 0x10_4fe0);
+    let pushed: Vec<u64> = (0..6).map(|i| q(&m, 0x10_4fe0 + 8 * i)).collect();
+    assert_eq!(pushed, [0x7b, CODE + 0x200, 0x08, 0x202, 0x10_5010, 0x10]);
+}
+
+#[test]
+fn a_vc_at_cpl3_switches_to_rsp0_with_a_null_ss() {
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(0x72, 0, 0, |v| {
+        v.set_rip(0x40_1000);
+        v.set_rsp(0x7fff_f000);
+        v.set_cpl(3);
+        let mut cs = CS64;
+        cs.selector = 0x2b;
+        cs.attrib |= 3 << 5;
+        v.set_segment(off::CS, cs);
+        let mut ss = SS0;
+        ss.selector = 0x23;
+        ss.attrib |= 3 << 5;
+        v.set_segment(off::SS, ss);
+    });
+    m.step(&mut cpu, 0).unwrap();
+    let v = m.vmsa(0, 0).unwrap();
+    let frame = (RSP0 & !0xf) - 48;
+    assert_eq!(v.rsp(), frame);
+    let pushed: Vec<u64> = (0..6).map(|i| q(&m, frame + 8 * i)).collect();
+    assert_eq!(pushed, [0x72, 0x40_1000, 0x2b, 0x202, 0x7fff_f000, 0x23]);
+    assert_eq!(v.cpl(), 0);
+    assert_eq!(v.segment(off::CS).selector, 0x08);
+    assert_eq!(v.segment(off::CS).dpl(), 0);
+    let ss = v.segment(off::SS);
+    assert_eq!((ss.selector, ss.dpl()), (0, 0));
+}

@@ -6,7 +6,9 @@
 //! no SNP bits (docs: DESIGN.md, "Facts about QEMU's software SVM"). The machine adds
 //! what SNP hardware decides (APM vol. 2 §15.36.10): the RMP check of the access at the
 //! running VMPL, with the C-bit of the GPA (bit 51; a 4-level nested walk ignores bits
-//! 48-51) as the access's private bit.
+//! 48-51) as the access's private bit. QEMU sets the I/D bit of a fetch only when the
+//! model's own paging has EFER.NXE or CR4.SMEP (`mmu_translate` of the nested walk), so
+//! the bare-metal model must run with NXE set, or fetches look like reads here.
 
 use crate::access::{self, npf, Access, HostReaction, Kind, Outcome};
 use crate::exit_codes as ec;

@@ -178,3 +178,18 @@ fn invlpgb_and_tlbsync_complete_and_other_ud_goes_back_to_the_guest() {
     assert_eq!(cpu.entries[2].2.event_inj(), 6 | 3 << 8 | 1 << 31);
     assert_eq!(cpu.entries[2].2.rip(), UD2_AT);
 }
+
+#[test]
+fn pvalidate_at_vmpl2_answers_fail_permission() {
+    let mut m = machine();
+    m.mem.write(VMSA2, &boot_vmsa().0).unwrap();
+    m.host.vcpus[0].vmsa[2] = Some(snp_model::host::VmsaRef::Gpa(VMSA2));
+    assert!(m.set_running_vmpl(0, 2));
+    let mut cpu = FakeCpu::default();
+    pvalidate(&mut cpu, FRESH, true);
+    m.step(&mut cpu, 0).unwrap();
+    let v = m.vmsa(0, 2).unwrap();
+    assert_eq!((v.rax(), v.rip()), (2, PVALIDATE_AT + 4));
+    assert!(!m.rmp.entry(FRESH).unwrap().validated);
+    assert!(cpu.unmaps.is_empty());
+}

@@ -168,3 +168,26 @@ fn a_vc_at_cpl3_switches_to_rsp0_with_a_null_ss() {
     let ss = v.segment(off::SS);
     assert_eq!((ss.selector, ss.dpl()), (0, 0));
 }
+
+#[test]
+fn an_idt_the_vmpl_may_not_read_stops_delivery_with_the_rmp_named() {
+    let mut m = machine();
+    m.mem.write(VMSA2, &boot_vmsa().0).unwrap();
+    m.host.vcpus[0].vmsa[2] = Some(snp_model::host::VmsaRef::Gpa(VMSA2));
+    assert!(m.set_running_vmpl(0, 2));
+    // VMPL0 takes VMPL2's rights on the IDT page away (RMPADJUST through the rules).
+    let r = snp_model::pvalidate::Request {
+        gpa: IDT,
+        rcx: 0,
+        rdx: snp_model::rmpadjust::rdx(2, snp_model::rmp::Perms::NONE, false),
+        vmpl: 0,
+        cpl: 0,
+    };
+    snp_model::rmpadjust::rmpadjust(&mut m.rmp, r);
+    let mut cpu = FakeCpu::default();
+    cpu.push(0x72, 0, 0, |v| v.set_rip(CPUID_AT));
+    assert_eq!(
+        m.step(&mut cpu, 0),
+        Err(Stop::VcDelivery(VcFailure::Rmp { gpa: IDT + 29 * 16 }))
+    );
+}

@@ -16,7 +16,9 @@ use bare::svm::vmcb::{exit, ioio};
 use snp_model::rmp::Perms;
 
 use crate::demo::{self, CODE, CODE_GPA};
-use crate::svm_cpu::{Exit, SvmCpu};
+use snp_model::machine::Exit;
+
+use crate::svm_cpu::SvmCpu;
 
 /// The C-bit the probe sets.
 pub const C_BIT: u64 = 1 << 51;

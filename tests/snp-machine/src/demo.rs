@@ -16,7 +16,9 @@ use alloc::vec::Vec;
 use bare::svm::vmcb::{exit, ioio, npf};
 use snp_model::rmp::Perms;
 
-use crate::svm_cpu::{Exit, SvmCpu};
+use snp_model::machine::Exit;
+
+use crate::svm_cpu::SvmCpu;
 use crate::vmsa_state::VmsaPage;
 
 /// The guest's code.

@@ -5,8 +5,11 @@
 //!
 //! Output: the model's own log goes to COM1; the out-of-band record goes to QEMU's
 //! debugcon port 0xE9, which the guest can never reach (all its I/O is intercepted).
-//! Exit: isa-debug-exit with 0x10 (QEMU status 33) when the run ends as expected, 0x11
-//! (35) when it does not, 0x12 (37) on a panic or an exception in the model.
+//! Exit (isa-debug-exit): the guest's own value if it wrote one; 0x13 (QEMU status 39)
+//! when vCPU 0 stopped (the record says why); 0x11 (35) when the IGVM file or the launch
+//! is refused; 0x12 (37) on a panic or an exception in the model. `-append probe=demo`
+//! and `-append probe=cbit` run the hand-made guests instead (0x10, status 33, on
+//! success).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 // On the host only the unit tests use the modules.
@@ -16,7 +19,9 @@ extern crate alloc;
 
 mod cbit_probe;
 mod demo;
+mod devices;
 mod layout;
+mod run;
 mod svm_cpu;
 mod vmsa_state;
 

@@ -15,12 +15,14 @@ use log::{error, info, LevelFilter};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::layout::choose_heap;
+use crate::run::{run_machine, End, Settings, EXIT_STOPPED};
 use crate::svm_cpu::SvmCpu;
 use crate::{demo, layout};
 
-/// isa-debug-exit value: the run ended as expected (QEMU status 33).
+/// isa-debug-exit value: a hand-made guest ended as expected (QEMU status 33).
 pub const EXIT_OK: u32 = 0x10;
-/// isa-debug-exit value: the run did not end as expected (QEMU status 35).
+/// isa-debug-exit value: the run could not start or a hand-made guest failed (QEMU
+/// status 35).
 pub const EXIT_FAILED: u32 = 0x11;
 /// isa-debug-exit value: panic or exception in the model (QEMU status 37).
 pub const EXIT_FATAL: u32 = bare::cpu::exceptions::FATAL_EXIT;
@@ -70,10 +72,35 @@ extern "C" fn machine_main(start_info: u64) -> ! {
     let igvm = copy_module(&info);
     info!("IGVM file: {} bytes (PVH module 0)", igvm.len());
     enable_svm();
-    if info.option("probe") == Some("cbit") {
-        run_cbit_probe()
+    match info.option("probe") {
+        Some("cbit") => run_cbit_probe(),
+        Some("demo") => run_demo(),
+        _ => launch_and_run(&info, &igvm),
     }
-    run_demo()
+}
+
+/// The model proper: launch the IGVM file, run vCPU 0, write the record to debugcon.
+fn launch_and_run(info: &BootInfo, igvm: &[u8]) -> ! {
+    let settings = Settings::from_options(info.option("mem"), info.option("vcpus"));
+    info!(
+        "guest: {} MiB, {} vCPU(s)",
+        settings.memory >> 20,
+        settings.vcpus
+    );
+    let (record, end) = run_machine(igvm, settings).unwrap_or_else(|e| fail(format_args!("{e}")));
+    bare::console::debugcon::write_bytes(record.as_bytes());
+    let (used, free) = HEAP.usage();
+    info!("heap: {} KiB used, {} KiB free", used >> 10, free >> 10);
+    match end {
+        End::DebugExit(v) => {
+            info!("the guest wrote {v:#x} to isa-debug-exit");
+            qemu_exit(v)
+        }
+        End::Stopped(stop) => {
+            info!("vCPU 0 stopped: {} ({stop:?})", stop.reason());
+            qemu_exit(EXIT_STOPPED)
+        }
+    }
 }
 
 fn setup_heap(info: &BootInfo) {
@@ -170,7 +197,7 @@ fn run_cbit_probe() -> ! {
     fail(format_args!("cbit probe: the guest did not reach HLT"))
 }
 
-/// The hand-made guest (until the machine drives the run).
+/// The hand-made guest (`-append probe=demo`): proves the SVM loop without the machine.
 fn run_demo() -> ! {
     let (mut mem, mut cpu) = small_guest();
     let seen = demo::run(&mut cpu, mem.as_mut_bytes());

@@ -22,6 +22,7 @@ use alloc::collections::BTreeMap;
 
 use bare::svm::npt::{Npt, NptPerm};
 use bare::svm::vmcb::{intercept3, intercept4, Vmcb, NP_ENABLE, TLB_FLUSH_ALL, V_INTR_MASKING};
+use snp_model::machine::{Cpu, Exit};
 use snp_model::rmp::Perms;
 use zerocopy::FromZeros;
 
@@ -33,17 +34,6 @@ pub const GUEST_ASID: u32 = 1;
 const INTERCEPT_UD: u32 = 1 << 6;
 /// EXITINTINFO valid bit.
 const EXITINTINFO_VALID: u64 = 1 << 31;
-
-/// One #VMEXIT as the CPU reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Exit {
-    /// EXITCODE.
-    pub code: u64,
-    /// EXITINFO1.
-    pub info1: u64,
-    /// EXITINFO2.
-    pub info2: u64,
-}
 
 /// The I/O permission map: 12 KiB, every bit set (APM vol. 2 15.10.1).
 #[repr(C, align(4096))]
@@ -202,5 +192,19 @@ impl SvmCpu {
     /// Pages mapped at `vmpl`.
     pub fn mapped(&self, vmpl: u8) -> usize {
         self.npt.get(usize::from(vmpl)).map_or(0, Npt::mapped)
+    }
+}
+
+impl Cpu for SvmCpu {
+    fn run(&mut self, vcpu: u32, vmpl: u8, vmsa: &mut [u8; 4096]) -> Exit {
+        SvmCpu::run(self, vcpu, vmpl, vmsa)
+    }
+
+    fn map(&mut self, vmpl: u8, gpa: u64, perms: Perms) {
+        SvmCpu::map(self, vmpl, gpa, perms);
+    }
+
+    fn unmap(&mut self, gpa: u64) {
+        SvmCpu::unmap(self, gpa);
     }
 }

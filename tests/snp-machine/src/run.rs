@@ -1,0 +1,130 @@
+//! The run: the IGVM file launched into the model's SNP machine, then vCPU 0 run under
+//! `snp_model::machine::Machine` on [`SvmCpu`] until it stops.
+//!
+//! Launch (docs/snp-model.md, "Launch"): `igvm_file::plan` turns the file into the pages
+//! and VMSAs a QEMU+KVM host would load for the qemu-kvm profile, `launch::launch`
+//! loads and measures them into poisoned memory and the RMP, and the security processor
+//! gets the launch digest and policy. The VMPCKs are fixed test keys (the security
+//! processor signs with the TEST VCEK anyway: nothing here is a secret).
+//!
+//! End: the out-of-band record (`Record::render`) is written to debugcon (port 0xE9),
+//! then QEMU exits with the value the guest wrote to isa-debug-exit if it wrote one, else
+//! with [`EXIT_STOPPED`] (status 39): the vCPU stopped and the record says why.
+
+use alloc::format;
+
+use snp_model::host::{Host, Profile};
+use snp_model::host_loader::HostConfig;
+use snp_model::machine::{Machine, Stop};
+use snp_model::memory::Memory;
+use snp_model::psp::Psp;
+use snp_model::rmp::Rmp;
+
+use crate::devices::ModelDevices;
+use crate::svm_cpu::SvmCpu;
+
+/// isa-debug-exit value: the vCPU stopped (QEMU status 39); the record names the reason.
+pub const EXIT_STOPPED: u32 = 0x13;
+
+/// The test VCEK's private key (PKCS#8 DER), shared with the model's host tests.
+const VCEK_KEY: &[u8] = include_bytes!("../../snp-model/testdata/vcek-key.pk8.der");
+
+/// The VMPCKs the launch puts in the secrets page: fixed test keys.
+const VMPCK: [[u8; 32]; 4] = [[0xa0; 32], [0xa1; 32], [0xa2; 32], [0xa3; 32]];
+
+/// The run's settings, from the command line (`mem=<MiB>`, `vcpus=<n>`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Guest memory in bytes.
+    pub memory: u64,
+    /// vCPUs the host offers.
+    pub vcpus: u32,
+}
+
+impl Settings {
+    /// Default: 256 MiB, one vCPU.
+    pub const DEFAULT: Settings = Settings {
+        memory: 256 << 20,
+        vcpus: 1,
+    };
+
+    /// Settings from `mem=` (MiB, 2..=768) and `vcpus=` (1..=2); a missing or
+    /// unreadable value keeps the default.
+    pub fn from_options(mem: Option<&str>, vcpus: Option<&str>) -> Settings {
+        let mut s = Settings::DEFAULT;
+        if let Some(m) = mem.and_then(|v| v.parse::<u64>().ok()) {
+            if (2..=768).contains(&m) {
+                s.memory = m << 20;
+            }
+        }
+        if let Some(n) = vcpus.and_then(|v| v.parse::<u32>().ok()) {
+            if (1..=2).contains(&n) {
+                s.vcpus = n;
+            }
+        }
+        s
+    }
+}
+
+/// What ended the run.
+pub enum End {
+    /// The guest wrote this value to isa-debug-exit.
+    DebugExit(u32),
+    /// The vCPU stopped.
+    Stopped(Stop),
+}
+
+/// Launches `igvm` and runs vCPU 0; returns the record's text and how the run ended, or
+/// why the launch was refused.
+pub fn run_machine(
+    igvm: &[u8],
+    s: Settings,
+) -> Result<(alloc::string::String, End), alloc::string::String> {
+    let cfg = HostConfig {
+        vcpus: s.vcpus,
+        memory: s.memory,
+        reset_aps: None,
+    };
+    let plan =
+        snp_model::igvm_file::plan(igvm, cfg).map_err(|e| format!("IGVM file refused: {e:?}"))?;
+    let mut mem = Memory::new(s.memory);
+    let mut rmp = Rmp::new(s.memory / 4096);
+    let launched = snp_model::launch::launch(&plan, &mut mem, &mut rmp, &VMPCK)
+        .map_err(|e| format!("launch refused: {e:?}"))?;
+    log::info!(
+        "launched: {} pages measured, {} VMSA(s), policy {:#x}",
+        launched.pages,
+        launched.vmsas.len(),
+        launched.policy
+    );
+    let psp = Psp::new(VMPCK, VCEK_KEY, launched.digest, launched.policy)
+        .map_err(|_| alloc::string::String::from("the test VCEK key does not load"))?;
+    let host = Host::new(Profile::default(), s.vcpus, launched.vmsas.len() as u32);
+    let mut cpu = SvmCpu::new(mem.host_address() as u64, mem.size());
+    let mut m = Machine::new(mem, rmp, host, psp, ModelDevices::default(), &launched);
+    let end = loop {
+        if let Err(stop) = m.step(&mut cpu, 0) {
+            break End::Stopped(stop);
+        }
+        if let Some(v) = m.devices.debug_exit {
+            break End::DebugExit(v);
+        }
+    };
+    Ok((m.record.render(), end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_take_bounded_values_only() {
+        assert_eq!(Settings::from_options(None, None), Settings::DEFAULT);
+        let s = Settings::from_options(Some("512"), Some("2"));
+        assert_eq!((s.memory, s.vcpus), (512 << 20, 2));
+        let s = Settings::from_options(Some("4096"), Some("0"));
+        assert_eq!(s, Settings::DEFAULT);
+        let s = Settings::from_options(Some("lots"), Some("3"));
+        assert_eq!(s, Settings::DEFAULT);
+    }
+}

@@ -220,3 +220,95 @@ fn reset_vmsa_fields_agree_with_svsm_abi_vmsa() {
     );
     assert_eq!(a.cs.base, 0xffff_0000);
 }
+
+#[test]
+fn machine_vmsa_fields_agree_with_svsm_abi_vmsa() {
+    use snp_model::machine::vmsa::{off, Gpr, Segment, Vmsa};
+    let mut v = Vmsa::zeroed();
+    let seg = |i: u16| Segment {
+        selector: 0x10 * i,
+        attrib: 0x100 + i,
+        limit: 0x1000 + u32::from(i),
+        base: 0xffff_8000_0000_0000 + u64::from(i),
+    };
+    let segs = [
+        off::ES,
+        off::CS,
+        off::SS,
+        off::DS,
+        off::FS,
+        off::GS,
+        off::GDTR,
+        off::LDTR,
+        off::IDTR,
+        off::TR,
+    ];
+    for (i, o) in segs.iter().enumerate() {
+        v.set_segment(*o, seg(i as u16 + 1));
+    }
+    v.set_vmpl(2);
+    v.set_cpl(3);
+    v.set_efer(0xd01);
+    v.set_cr0(0x8000_0011);
+    v.set_cr2(0x22);
+    v.set_cr3(0x33);
+    v.set_cr4(0x44);
+    v.set_dr6(0x66);
+    v.set_dr7(0x77);
+    v.set_rflags(0x202);
+    v.set_rip(0x1234);
+    v.set_rsp(0x5678);
+    v.set_g_pat(0x0007_0406_0007_0406);
+    v.set_sev_features(0x21);
+    v.set_event_inj(0x8000_0b0e);
+    v.set_xcr0(7);
+    let gprs = [
+        Gpr::Rax,
+        Gpr::Rcx,
+        Gpr::Rdx,
+        Gpr::Rbx,
+        Gpr::Rbp,
+        Gpr::Rsi,
+        Gpr::Rdi,
+    ];
+    for (i, r) in gprs.iter().enumerate() {
+        v.set_gpr(*r, 0xa0 + i as u64);
+    }
+    for n in 8..16u8 {
+        v.set_gpr(Gpr::R(n), 0xb0 + u64::from(n));
+    }
+    let a = svsm_abi::vmsa::Vmsa::read_from_bytes(&v.0).unwrap();
+    let abi_segs = [
+        a.es, a.cs, a.ss, a.ds, a.fs, a.gs, a.gdtr, a.ldtr, a.idtr, a.tr,
+    ];
+    for (i, s) in abi_segs.iter().enumerate() {
+        let want = seg(i as u16 + 1);
+        assert_eq!(
+            (s.selector, s.attrib, s.limit, s.base),
+            (want.selector, want.attrib, want.limit, want.base),
+            "segment {i}"
+        );
+    }
+    assert_eq!((a.vmpl, a.cpl, a.efer), (2, 3, 0xd01));
+    assert_eq!(
+        (a.cr0, a.cr2, a.cr3, a.cr4),
+        (0x8000_0011, 0x22, 0x33, 0x44)
+    );
+    assert_eq!(
+        (a.dr6, a.dr7, a.rflags, a.rip, a.rsp),
+        (0x66, 0x77, 0x202, 0x1234, 0x5678)
+    );
+    assert_eq!(a.g_pat, 0x0007_0406_0007_0406);
+    assert_eq!(
+        (a.sev_features, a.event_inj, a.xcr0),
+        (0x21, 0x8000_0b0e, 7)
+    );
+    assert_eq!(
+        [a.rax, a.rcx, a.rdx, a.rbx, a.rbp, a.rsi, a.rdi],
+        [0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6]
+    );
+    assert_eq!(
+        [a.r8, a.r9, a.r10, a.r11, a.r12, a.r13, a.r14, a.r15],
+        [0xb8, 0xb9, 0xba, 0xbb, 0xbc, 0xbd, 0xbe, 0xbf]
+    );
+}

@@ -7,6 +7,7 @@
 //! (`tests/snp-machine`) are both hypervisors of a guest, and the VMCB is the
 //! hypervisor's structure rather than an SNP wire fact.
 
+pub mod fpu;
 pub mod npt;
 pub mod vmcb;
 pub mod vmrun;

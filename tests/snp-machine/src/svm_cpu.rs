@@ -14,12 +14,15 @@
 //!   raises it for PVALIDATE, RMPADJUST and RMPQUERY, which the machine emulates), VMRUN
 //!   and the other SVM instructions, INVD, WBINVD, RDTSC, RDTSCP, RDPMC, MONITOR, MWAIT,
 //!   XSETBV; nested page faults.
+//! - x87/SSE registers: one FXSAVE area per (vCPU, VMPL), restored before VMRUN and saved
+//!   after, so no VMPL sees another's registers (SNP keeps them in each VMSA).
 //! - An event the exit interrupted (EXITINTINFO valid) is injected again on the next entry
 //!   of that (vCPU, VMPL), as KVM's `svm_complete_interrupts` does.
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 
+use bare::svm::fpu::{self, FxArea};
 use bare::svm::npt::{Npt, NptPerm};
 use bare::svm::vmcb::{intercept3, intercept4, Vmcb, NP_ENABLE, TLB_FLUSH_ALL, V_INTR_MASKING};
 use snp_model::machine::{Cpu, Exit};
@@ -45,9 +48,11 @@ struct Msrpm([u8; 2 * 4096]);
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
 
-/// The VMCB of one (vCPU, VMPL) and the event its last exit interrupted.
+/// The VMCB of one (vCPU, VMPL), its x87/SSE registers (which VMRUN does not switch, and
+/// which SNP keeps per VMSA), and the event its last exit interrupted.
 struct Context {
     vmcb: Box<Vmcb>,
+    fx: Box<FxArea>,
     pending: u64,
 }
 
@@ -67,7 +72,9 @@ fn pa<T>(b: &T) -> u64 {
 
 impl SvmCpu {
     /// A CPU for guest memory of `size` bytes at host address `host_base` (page aligned).
+    /// Turns on FXSAVE of the SSE registers (`bare::svm::fpu::enable`).
     pub fn new(host_base: u64, size: u64) -> Self {
+        fpu::enable();
         SvmCpu {
             npt: core::array::from_fn(|_| Npt::translated(size, host_base)),
             contexts: BTreeMap::new(),
@@ -134,6 +141,7 @@ impl SvmCpu {
             .entry((vcpu, vmpl))
             .or_insert_with(|| Context {
                 vmcb: new_vmcb(iopm_pa, msrpm_pa),
+                fx: Box::new(FxArea::reset()),
                 pending: 0,
             });
         let pending = core::mem::take(&mut ctx.pending);
@@ -141,12 +149,14 @@ impl SvmCpu {
         ctx.vmcb.control.n_cr3 = n_cr3;
         ctx.vmcb.control.tlb_control = if flush { TLB_FLUSH_ALL } else { 0 };
         let vmcb_pa = pa(&*ctx.vmcb);
+        fpu::restore(&ctx.fx);
         // SAFETY: SVM is enabled (the caller built this CPU after `bare::svm::enable`);
         // the VMCB is a page-aligned heap page owned by `ctx`, identity mapped, with
         // VMRUN intercepted, ASID 1 and nested paging on tables that map only guest
         // memory (`Npt::translated` refuses anything outside it); `host_save` is another
         // page owned by this CPU, used only for the host's VMSAVE/VMLOAD state.
         unsafe { bare::svm::vmrun(vmcb_pa, &mut gprs, host_save_pa) };
+        fpu::save(&mut ctx.fx);
         vmsa_state::store(&ctx.vmcb, &gprs, vmsa);
         let c = &mut ctx.vmcb.control;
         if c.exit_int_info & EXITINTINFO_VALID != 0 {

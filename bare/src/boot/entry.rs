@@ -34,9 +34,9 @@ macro_rules! pvh_entry {
             r#"
             .section .note.Xen, "a", @note
             .balign 4
-            .long 4
-            .long 8
-            .long 18
+            .long 4                     /* namesz: "Xen\0" */
+            .long 8                     /* descsz: a 64-bit physical address */
+            .long 18                    /* XEN_ELFNOTE_PHYS32_ENTRY */
             .asciz "Xen"
             .balign 4
             .quad bare_pvh_entry
@@ -48,14 +48,16 @@ macro_rules! pvh_entry {
         bare_pvh_entry:
             cli
             cld
-            mov esi, ebx
+            mov esi, ebx                /* keep the start-info address */
             mov esp, offset bare_boot_stack_top
 
+            /* Zero the six bootstrap page-table pages. */
             mov edi, offset bare_boot_pml4
             mov ecx, 6 * 4096 / 4
             xor eax, eax
             rep stosd
 
+            /* PML4[0] -> PDPT; PDPT[0..4] -> the four PDs (present, writable). */
             mov eax, offset bare_boot_pdpt
             or eax, 0x3
             mov dword ptr [bare_boot_pml4], eax
@@ -70,6 +72,7 @@ macro_rules! pvh_entry {
             cmp ecx, 4
             jne 2b
             xor ecx, ecx
+            /* PD entries 0..2048: 2 MiB pages at ecx << 21 (present, writable, PS). */
         3:
             mov eax, ecx
             shl eax, 21
@@ -80,20 +83,20 @@ macro_rules! pvh_entry {
             jne 3b
 
             mov eax, cr4
-            or eax, 1 << 5
+            or eax, 1 << 5              /* PAE */
             mov cr4, eax
             mov eax, offset bare_boot_pml4
             mov cr3, eax
-            mov ecx, 0xC0000080
+            mov ecx, 0xC0000080         /* EFER */
             rdmsr
-            or eax, (1 << 8) | (1 << 11)
+            or eax, (1 << 8) | (1 << 11) /* LME, NXE */
             wrmsr
             mov eax, cr0
-            or eax, (1 << 31) | (1 << 16) | 1
+            or eax, (1 << 31) | (1 << 16) | 1 /* PG, WP, PE */
             mov cr0, eax
 
             lgdt [bare_boot_gdtr]
-            mov eax, 0x08
+            mov eax, 0x08               /* far return to 0x08:bare_long_mode_entry */
             push eax
             mov eax, offset bare_long_mode_entry
             push eax
@@ -108,7 +111,7 @@ macro_rules! pvh_entry {
             xor eax, eax
             mov fs, ax
             mov gs, ax
-            mov edi, esi
+            mov edi, esi                /* arg 0: start-info physical address */
             xor ebp, ebp
             call {main}
         4:
@@ -119,8 +122,9 @@ macro_rules! pvh_entry {
             .balign 16
         bare_boot_gdt:
             .quad 0
-            .quad 0x00af9b000000ffff
-            .quad 0x00cf93000000ffff
+            /* Accessed bits preset: the CPU never writes this read-only table. */
+            .quad 0x00af9b000000ffff    /* 0x08: 64-bit code, DPL 0 */
+            .quad 0x00cf93000000ffff    /* 0x10: data, DPL 0 */
         bare_boot_gdt_end:
         bare_boot_gdtr:
             .word bare_boot_gdt_end - bare_boot_gdt - 1

@@ -75,6 +75,7 @@ extern "C" fn machine_main(start_info: u64) -> ! {
     match info.option("probe") {
         Some("cbit") => run_cbit_probe(),
         Some("demo") => run_demo(),
+        Some("fault") => fault(),
         _ => launch_and_run(&info, &igvm),
     }
 }
@@ -195,6 +196,16 @@ fn run_cbit_probe() -> ! {
         qemu_exit(EXIT_OK)
     }
     fail(format_args!("cbit probe: the guest did not reach HLT"))
+}
+
+/// `-append probe=fault`: an invalid opcode in the model itself, to show that an
+/// exception is reported on COM1 and ends the run with status 37.
+fn fault() -> ! {
+    info!("probe=fault: executing UD2");
+    // SAFETY: UD2 raises #UD, whose handler (`bare::cpu::exceptions`) reports it and
+    // ends the run; no state is touched.
+    unsafe { core::arch::asm!("ud2", options(nomem, nostack)) };
+    fail(format_args!("UD2 returned"))
 }
 
 /// The hand-made guest (`-append probe=demo`): proves the SVM loop without the machine.

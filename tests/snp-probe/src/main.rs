@@ -34,6 +34,6 @@ extern "C" fn probe_main(boot_params: u64, c_bit: u32) -> ! {
 #[cfg(target_os = "none")]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    line!("probe-step panic fail {info}");
+    say!("probe-step panic fail {info}");
     rt::msr_protocol::terminate(0x3f)
 }

@@ -11,12 +11,12 @@ use svsm_abi::ghcb::{ap_create, exit, psc_op};
 use svsm_abi::guest_request::REPORT_SIZE;
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::line;
 use crate::rt::console::COM1;
 use crate::rt::ghcb::{call, Regs};
 use crate::rt::instr::{pvalidate, rmpadjust};
 use crate::rt::msr_protocol::{self as msrp, terminate};
 use crate::rt::{idt, paging, vc};
+use crate::say;
 
 global_asm!(
     r#"
@@ -58,7 +58,7 @@ static mut VMSA: [Page; 2] = [const { Page([0; 4096]) }; 2];
 const UNLAUNCHED: u64 = 0x70_0000;
 
 fn fail(step: u64, name: &str, detail: core::fmt::Arguments<'_>) -> ! {
-    line!("probe-step {name} fail {detail}");
+    say!("probe-step {name} fail {detail}");
     terminate(step)
 }
 
@@ -82,11 +82,11 @@ pub fn run(bp_gpa: u64, c_bit: u32) -> ! {
     vc::CPUID_PAGE.store(bp.cpuid_gpa, Ordering::Relaxed);
     idt::load();
     let (versions, hv) = ghcb_setup();
-    line!(
+    say!(
         "probe-step entry ok c_bit={c_bit} boot_params={bp_gpa:#x} cpuid_page={:#x}",
         bp.cpuid_gpa
     );
-    line!(
+    say!(
         "probe-step ghcb ok gpa={:#x} versions={}..{} host_c_bit={} hv_features={hv:#x}",
         shared_gpa(0),
         versions.0,
@@ -100,7 +100,7 @@ pub fn run(bp_gpa: u64, c_bit: u32) -> ! {
     ap_create_vmpl2(9, vmsa_gpa);
     run_vmpl2(10, vmsa_gpa);
     report(11, bp.secrets_gpa);
-    line!("probe-done ok");
+    say!("probe-done ok");
     terminate(0)
 }
 
@@ -146,7 +146,7 @@ fn vc_cpuid(step: u64) {
             format_args!("events={events} ebx={:#x}", r.ebx),
         );
     }
-    line!(
+    say!(
         "probe-step vc-cpuid ok leaf=0x8000001f eax={:#x} ebx={:#x} events={events}",
         r.eax,
         r.ebx
@@ -167,7 +167,7 @@ fn vc_ioio(step: u64) {
     if events != 11 {
         fail(step, "vc-ioio", format_args!("events={events}"));
     }
-    line!("probe-step vc-ioio ok events={events} com1_lsr={lsr:#x}");
+    say!("probe-step vc-ioio ok events={events} com1_lsr={lsr:#x}");
 }
 
 /// A page the launch did not validate: made private by a page-state change, validated,
@@ -198,7 +198,7 @@ fn validate_unlaunched(step: u64) {
             format_args!("readback={back:#x} again rc={rc2} cf={cf2}"),
         );
     }
-    line!("probe-step pvalidate ok gpa={gpa:#x} rc=0 again_cf=1");
+    say!("probe-step pvalidate ok gpa={gpa:#x} rc=0 again_cf=1");
 }
 
 /// The VMPL2 VMSA written and marked with RMPADJUST (VMSA bit); VMPL2's code pages
@@ -243,7 +243,7 @@ fn vmpl2_vmsa(step: u64) -> u64 {
         }
         page += 4096;
     }
-    line!(
+    say!(
         "probe-step vmpl2-vmsa ok vmsa={gpa:#x} entry={entry:#x} code_pages={}",
         (end - start) / 4096
     );
@@ -259,7 +259,7 @@ fn ap_create_vmpl2(step: u64, vmsa_gpa: u64) {
     };
     match call(exit::SNP_AP_CREATION, info1, vmsa_gpa, regs) {
         Some(a) if a.info1 as u32 == 0 => {
-            line!("probe-step ap-create ok vmpl=2 vmsa={vmsa_gpa:#x}")
+            say!("probe-step ap-create ok vmpl=2 vmsa={vmsa_gpa:#x}")
         }
         a => fail(
             step,
@@ -298,7 +298,7 @@ fn run_vmpl2(step: u64, vmsa_gpa: u64) {
             format_args!("rbx={:#x} rip={:#x}", v.rbx, v.rip),
         );
     }
-    line!(
+    say!(
         "probe-step run-vmpl ok vmpl2_rbx={:#x} vmpl2_rip={:#x}",
         v.rbx,
         v.rip
@@ -338,12 +338,12 @@ fn report(step: u64, secrets_gpa: u64) {
         Ok(0) => {}
         other => fail(step, "report", format_args!("{other:?}")),
     }
-    line!("probe-step report ok bytes={REPORT_SIZE}");
-    line!("probe-report-begin");
+    say!("probe-step report ok bytes={REPORT_SIZE}");
+    say!("probe-report-begin");
     let mut buf = [0u8; 128];
     for chunk in rep.chunks(64) {
         let h = hex::encode(chunk, &mut buf);
-        line!("{}", core::str::from_utf8(h).unwrap_or(""));
+        say!("{}", core::str::from_utf8(h).unwrap_or(""));
     }
-    line!("probe-report-end");
+    say!("probe-report-end");
 }

@@ -50,7 +50,7 @@ impl fmt::Write for Com1 {
 
 /// Print one line.
 #[macro_export]
-macro_rules! line {
+macro_rules! say {
     ($($arg:tt)*) => {{
         use core::fmt::Write as _;
         let _ = writeln!($crate::rt::console::Com1, $($arg)*);

@@ -119,6 +119,6 @@ pub fn load() {
 
 /// Any exception but #VC: name it and terminate.
 extern "C" fn probe_exception(vector: u64, word1: u64, word2: u64) -> ! {
-    crate::line!("probe-step exception fail vector={vector} words={word1:#x},{word2:#x}");
+    crate::say!("probe-step exception fail vector={vector} words={word1:#x},{word2:#x}");
     super::msr_protocol::terminate(0x40 + vector)
 }

@@ -57,7 +57,7 @@ fn cpuid_page() -> Option<&'static [u8; 4096]> {
 }
 
 fn fail(what: &str, f: &Frame) -> ! {
-    crate::line!(
+    crate::say!(
         "probe-step vc fail {what} exit={:#x} rip={:#x}",
         f.error_code,
         f.rip

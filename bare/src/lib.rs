@@ -28,6 +28,7 @@
 //! pure parts (layouts, the PVH parser, the page-table builders) build and are tested
 //! on the host with `cargo test -p vigil-bare`.
 #![no_std]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! success).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
+#![warn(missing_docs)]
 // On the host only the unit tests use the modules.
 #![cfg_attr(not(target_os = "none"), allow(dead_code))]
 

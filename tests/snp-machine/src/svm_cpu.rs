@@ -86,6 +86,15 @@ impl SvmCpu {
     }
 }
 
+/// The nested-table rights for the machine's `perms`: None (not mapped) without READ;
+/// writable with WRITE; executable with either execute right.
+pub fn npt_perm(perms: Perms) -> Option<NptPerm> {
+    (perms.0 & Perms::READ != 0).then_some(NptPerm {
+        write: perms.0 & Perms::WRITE != 0,
+        exec: perms.0 & (Perms::USER_EXEC | Perms::SUPER_EXEC) != 0,
+    })
+}
+
 /// A VMCB with the model's intercepts, permission maps, ASID and nested paging.
 fn new_vmcb(iopm_pa: u64, msrpm_pa: u64) -> Box<Vmcb> {
     let mut v = Box::new(Vmcb::new_zeroed());
@@ -178,13 +187,9 @@ impl SvmCpu {
             return;
         };
         self.dirty = true;
-        if perms.0 & Perms::READ == 0 {
+        let Some(perm) = npt_perm(perms) else {
             npt.unmap(gpa & !0xfff);
             return;
-        }
-        let perm = NptPerm {
-            write: perms.0 & Perms::WRITE != 0,
-            exec: perms.0 & (Perms::USER_EXEC | Perms::SUPER_EXEC) != 0,
         };
         if let Err(e) = npt.map(gpa & !0xfff, perm) {
             log::warn!("map {gpa:#x} at VMPL{vmpl} refused: {e:?}");
@@ -216,5 +221,69 @@ impl Cpu for SvmCpu {
 
     fn unmap(&mut self, gpa: u64) {
         SvmCpu::unmap(self, gpa);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rights_follow_the_rmp_perms() {
+        assert_eq!(npt_perm(Perms::NONE), None);
+        assert_eq!(npt_perm(Perms(Perms::WRITE | Perms::SUPER_EXEC)), None);
+        assert_eq!(
+            npt_perm(Perms(Perms::READ)),
+            Some(NptPerm {
+                write: false,
+                exec: false
+            })
+        );
+        assert_eq!(
+            npt_perm(Perms(Perms::READ | Perms::USER_EXEC)),
+            Some(NptPerm {
+                write: false,
+                exec: true
+            })
+        );
+        assert_eq!(
+            npt_perm(Perms::ALL),
+            Some(NptPerm {
+                write: true,
+                exec: true
+            })
+        );
+    }
+
+    #[test]
+    fn the_vmcb_meets_vmrun_and_the_briefs_intercepts() {
+        let v = new_vmcb(0x1000, 0x4000);
+        let c = &v.control;
+        assert_ne!(c.intercept_misc2 & intercept4::VMRUN, 0);
+        assert_eq!(c.guest_asid, GUEST_ASID);
+        assert_eq!(c.np_enable & NP_ENABLE, NP_ENABLE);
+        assert_eq!(c.intercept_exceptions, 1 << 6, "#UD only");
+        for bit in [
+            intercept3::CPUID,
+            intercept3::HLT,
+            intercept3::IOIO_PROT,
+            intercept3::MSR_PROT,
+            intercept3::SHUTDOWN,
+            intercept3::INVD,
+            intercept3::RDTSC,
+            intercept3::RDPMC,
+        ] {
+            assert_ne!(c.intercept_misc1 & bit, 0, "{bit:#x}");
+        }
+        for bit in [
+            intercept4::VMMCALL,
+            intercept4::WBINVD,
+            intercept4::MONITOR,
+            intercept4::MWAIT,
+            intercept4::XSETBV,
+        ] {
+            assert_ne!(c.intercept_misc2 & bit, 0, "{bit:#x}");
+        }
+        assert_eq!((c.iopm_base_pa, c.msrpm_base_pa), (0x1000, 0x4000));
     }
 }

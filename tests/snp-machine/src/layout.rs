@@ -6,16 +6,19 @@
 pub type Range = (u64, u64);
 
 const PAGE: u64 = 4096;
+/// Most holes `choose_heap` honours (the boot modules: at most `pvh::MAX_MODULES`).
+const MAX_HOLES: usize = 8;
+const _: () = assert!(bare::boot::pvh::MAX_MODULES <= MAX_HOLES);
 
 /// The largest page-aligned piece of the `ram` ranges within `[floor, ceiling)` that
-/// overlaps none of `holes`; None if nothing is left.
+/// overlaps none of `holes` (the first [`MAX_HOLES`] of them); None if nothing is left.
 pub fn choose_heap(ram: &[Range], floor: u64, ceiling: u64, holes: &[Range]) -> Option<Range> {
     let mut best: Option<Range> = None;
     for &(start, end) in ram {
         let mut piece_start = start.max(floor);
         let end = end.min(ceiling);
         // Walk the holes in address order, cutting the range at each.
-        let mut sorted: [Range; 8] = [(u64::MAX, u64::MAX); 8];
+        let mut sorted: [Range; MAX_HOLES] = [(u64::MAX, u64::MAX); MAX_HOLES];
         for (slot, h) in sorted.iter_mut().zip(holes) {
             *slot = *h;
         }

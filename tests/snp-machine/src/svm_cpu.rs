@@ -8,7 +8,8 @@
 //!   the page executable.
 //! - VMCB: loaded from the VMSA page before each VMRUN and written back after
 //!   (`vmsa_state`), ASID 1, nested paging on, TLB flushed on an entry after any map
-//!   change (QEMU flushes on every VMRUN anyway).
+//!   change or a change of context (QEMU flushes on every VMRUN anyway; hardware with
+//!   one ASID for every VMPL's tables would not).
 //! - Intercepts (APM vol. 2 15.9-15.13): CPUID, every MSR and every I/O port (permission
 //!   maps all ones), VMMCALL (also `rep vmmcall`, the VMGEXIT), HLT, SHUTDOWN, #UD (QEMU
 //!   raises it for PVALIDATE, RMPADJUST and RMPQUERY, which the machine emulates), VMRUN
@@ -63,7 +64,10 @@ pub struct SvmCpu {
     iopm: Box<Iopm>,
     msrpm: Box<Msrpm>,
     host_save: Box<Page>,
+    /// A nested table changed since the last entry.
     dirty: bool,
+    /// The (vCPU, VMPL) of the last entry.
+    last: Option<(u32, u8)>,
 }
 
 fn pa<T>(b: &T) -> u64 {
@@ -82,6 +86,7 @@ impl SvmCpu {
             msrpm: Box::new(Msrpm([0xff; 2 * 4096])),
             host_save: Box::new(Page([0; 4096])),
             dirty: true,
+            last: None,
         }
     }
 }
@@ -144,7 +149,10 @@ impl SvmCpu {
         let n_cr3 = npt.root();
         let (iopm_pa, msrpm_pa) = (pa(&*self.iopm), pa(&*self.msrpm));
         let host_save_pa = pa(&*self.host_save);
-        let flush = core::mem::take(&mut self.dirty);
+        // One ASID for every context: a change of nested table (another VMPL or vCPU)
+        // must flush too, or a real CPU could use one VMPL's translations in another.
+        let flush = core::mem::take(&mut self.dirty) || self.last != Some((vcpu, vmpl));
+        self.last = Some((vcpu, vmpl));
         let ctx = self
             .contexts
             .entry((vcpu, vmpl))

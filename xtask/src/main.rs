@@ -14,6 +14,7 @@ mod error;
 mod fuzz;
 mod ktest;
 mod linux;
+mod model;
 mod paths;
 mod qemu;
 mod steps;
@@ -39,6 +40,7 @@ const EXAMPLES: &str = "Examples:
   cargo xtask bench exits -n 1000        # SVSM call round trip (TSC cycles) and exit counts
   cargo xtask fuzz --runs 1000000        # fuzz campaign, every target (nightly + cargo-fuzz installed)
   cargo xtask fuzz svsm_call --max-time 60
+  cargo xtask model                      # the SNP machine model runs the tests' SNP probe
   cargo xtask linux                      # Debian trixie's kernel + the project's initramfs, booted as a plain VM";
 
 #[derive(Parser)]
@@ -93,6 +95,12 @@ enum Cmd {
         #[arg(long, default_value_t = 900)]
         max_time: u64,
     },
+    /// The SNP machine model (issue 9): build the model's bare-metal program and the
+    /// tests' SNP probe, package the probe as an IGVM file with vigil-igvm, run it in the
+    /// model under QEMU (TCG, software SVM), and check the model's record (launch digest
+    /// = vigil-igvm measure, the probe's steps, its termination) and the probe's report
+    /// (vigil-verify against vigil-igvm refs, TEST root).
+    Model,
     /// The Linux guest (issue 15): fetch Debian trixie's kernel with apt (cached under
     /// target/vigil-linux), build the initramfs with the project's init, and boot it as a
     /// plain VM under TCG (no SNP, no Vigil yet): the init must load configfs and tsm and
@@ -462,6 +470,11 @@ static FUZZ_BUILD: Step = Step {
     what: "cargo check of every fuzz target (fuzz/, its own lock file)",
     run: fuzz::step_build,
 };
+static MODEL: Step = Step {
+    name: "model",
+    what: "the SNP machine model in QEMU runs the tests' SNP probe from its IGVM file",
+    run: model::step_model,
+};
 static LINUX_SMOKE: Step = Step {
     name: "linux-smoke",
     what: "Debian trixie's kernel (apt) with the project's initramfs, booted as a plain VM",
@@ -475,7 +488,7 @@ static KTEST_SELFTEST: Step = Step {
 
 /// The steps of `cargo xtask test`, in order. The first installs and checks the
 /// pinned toolchain's bare-metal target (a fresh machine has none; CI removes it).
-static TEST_STEPS: [&Step; 12] = [
+static TEST_STEPS: [&Step; 13] = [
     &TOOLCHAIN,
     &FMT,
     &CLIPPY_HOST,
@@ -487,6 +500,7 @@ static TEST_STEPS: [&Step; 12] = [
     &KTEST_SOLO,
     &KTEST_SELFTEST,
     &E2E,
+    &MODEL,
     &LINUX_SMOKE,
 ];
 
@@ -552,6 +566,11 @@ fn main() {
                 1
             }
         },
+        Cmd::Model => {
+            let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
+            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &QEMU, &MODEL]);
+            summarize(&r, &ctx.compiled, &ctx.skipped)
+        }
         Cmd::Linux => {
             let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
             let r = run_steps(&mut ctx, &[&TOOLCHAIN, &QEMU, &LINUX_SMOKE]);

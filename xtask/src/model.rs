@@ -1,0 +1,510 @@
+//! The SNP machine model run (issue 9): the model's bare-metal program
+//! (`tests/snp-machine`) boots in QEMU with software SVM and runs an IGVM file at VMPL0
+//! the way an SNP host would; here the file holds the tests' own SNP program
+//! (`tests/snp-probe`). The model's out-of-band record (QEMU's debugcon port, which no
+//! guest can reach) is the oracle: its launch digest must equal `vigil-igvm measure` of
+//! the same file, the probe must end with its success termination, and the probe's
+//! report must verify with `vigil-verify --allow-test-root` with MEASUREMENT equal to
+//! that digest.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use snp_model::record::Record;
+
+use crate::error::{Result, XtaskError};
+use crate::paths::KERNEL_TARGET;
+use crate::qemu::{self, Accel};
+use crate::steps::Ctx;
+
+/// The probe's steps, in the order it prints `probe-step <name> ok`.
+pub const PROBE_STEPS: &[&str] = &[
+    "entry",
+    "ghcb",
+    "vc-cpuid",
+    "vc-ioio",
+    "pvalidate",
+    "vmpl2-vmsa",
+    "ap-create",
+    "run-vmpl",
+    "report",
+];
+
+/// The termination the probe asks for when every step passed (reason set 1, code 0).
+pub const PROBE_SUCCESS: (u8, u8) = (1, 0);
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> XtaskError + '_ {
+    move |source| XtaskError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Builds one bare-metal binary of the workspace; returns its path.
+pub fn build_bare(ctx: &mut Ctx, package: &str) -> Result<PathBuf> {
+    let dir = ctx.ws.target.join("vigil-model");
+    let d = dir.to_string_lossy().into_owned();
+    ctx.cargo(&[
+        "build",
+        "-p",
+        package,
+        "--bin",
+        package,
+        "--target",
+        KERNEL_TARGET,
+        "--release",
+        "--target-dir",
+        &d,
+    ])?;
+    Ok(dir.join(KERNEL_TARGET).join("release").join(package))
+}
+
+/// The QEMU arguments of a model run: the project's machine with 1 GiB (the model
+/// keeps the guest's memory and its own tables), two CPUs, the model as `-kernel`, the
+/// IGVM file as its module, and the record on the debugcon port.
+pub fn qemu_args(model: &Path, igvm: &Path, record: &Path) -> Vec<String> {
+    let mut a = qemu::machine_args(Accel::Tcg);
+    if let Some(i) = a.iter().position(|s| s == "256M") {
+        a[i] = "1G".into();
+    }
+    // Guests of the model put the C-bit (51) in their page tables: QEMU accepts that bit
+    // only with 52 physical-address bits (measured, docs/snp-model.md).
+    if let Some(i) = a.iter().position(|s| s == "max") {
+        a[i] = "max,phys-bits=52".into();
+    }
+    for s in [
+        "-smp",
+        "2",
+        "-kernel",
+        &model.to_string_lossy(),
+        "-initrd",
+        &igvm.to_string_lossy(),
+        "-debugcon",
+        &format!("file:{}", record.display()),
+    ] {
+        a.push(s.to_string());
+    }
+    a
+}
+
+/// What one model run printed and recorded.
+pub struct ModelRun {
+    /// COM1 lines (the model's log and the guest's console through the GHCB).
+    pub lines: Vec<String>,
+    /// QEMU's exit status.
+    pub status: Option<i32>,
+    /// Killed after the timeout.
+    pub timed_out: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The record's text.
+    pub record: String,
+}
+
+/// Runs QEMU with the model and `igvm`.
+pub fn run_model(ctx: &mut Ctx, model: &Path, igvm: &Path, timeout: Duration) -> Result<ModelRun> {
+    let q = ctx.qemu()?;
+    let out = ctx.ws.target.join("vigil-model-run");
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    let record = out.join("record.txt");
+    let _ = std::fs::remove_file(&record);
+    let log = out.join("serial.txt");
+    let serial = std::fs::File::create(&log).map_err(io(&log))?;
+    let start = Instant::now();
+    let mut child = Command::new(&q.binary)
+        .args(qemu_args(model, igvm, &record))
+        .stdin(Stdio::null())
+        .stdout(serial)
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|source| XtaskError::Spawn {
+            program: q.binary.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st.code(),
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                timed_out = true;
+                break None;
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+            Err(source) => {
+                let _ = child.kill();
+                return Err(XtaskError::Spawn {
+                    program: q.binary.to_string_lossy().into_owned(),
+                    source,
+                });
+            }
+        }
+    };
+    let elapsed = start.elapsed();
+    let text = std::fs::read(&log).map_err(io(&log))?;
+    let lines = String::from_utf8_lossy(&text)
+        .lines()
+        .map(qemu::sanitize)
+        .collect();
+    let record = std::fs::read_to_string(&record).unwrap_or_default();
+    Ok(ModelRun {
+        lines,
+        status,
+        timed_out,
+        elapsed,
+        record,
+    })
+}
+
+/// The probe's `probe-step` lines: (name, ok, detail).
+pub fn probe_steps(lines: &[String]) -> Vec<(String, bool, String)> {
+    lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("probe-step "))
+        .map(|rest| {
+            let mut w = rest.splitn(3, ' ');
+            let name = w.next().unwrap_or("").to_string();
+            let ok = w.next() == Some("ok");
+            (name, ok, w.next().unwrap_or("").to_string())
+        })
+        .collect()
+}
+
+/// The report between `probe-report-begin` and `probe-report-end`, as hex lines.
+pub fn probe_report(lines: &[String]) -> std::result::Result<Vec<u8>, String> {
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "probe-report-begin")
+        .ok_or("no probe-report-begin line")?;
+    let mut hexs = String::new();
+    for l in &lines[start + 1..] {
+        if l.trim() == "probe-report-end" {
+            return decode_hex(&hexs);
+        }
+        hexs.push_str(l.trim());
+    }
+    Err("no probe-report-end line".into())
+}
+
+fn decode_hex(s: &str) -> std::result::Result<Vec<u8>, String> {
+    if !s.len().is_multiple_of(2) {
+        return Err(format!("report: odd number of hex digits ({})", s.len()));
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&s[i..i + 2], 16)
+                .map_err(|_| format!("report: not hex at digit {i}: {:?}", &s[i..i + 2]))
+        })
+        .collect()
+}
+
+/// Judges a run against the expected digest: returns a summary or what is wrong.
+pub fn judge(run: &ModelRun, digest_hex: &str) -> std::result::Result<String, String> {
+    let tail = || run.lines[run.lines.len().saturating_sub(12)..].join("\n");
+    if run.timed_out {
+        return Err(format!(
+            "model run killed after the timeout; last lines:\n{}",
+            tail()
+        ));
+    }
+    let rec = Record::parse(&run.record).map_err(|e| {
+        format!(
+            "the model's record, line {}: {} (record:\n{})",
+            e.line, e.what, run.record
+        )
+    })?;
+    let got = rec
+        .launch_digest
+        .map(|d| hex(&d))
+        .ok_or("the model's record has no launch digest")?;
+    if got != digest_hex {
+        return Err(format!(
+            "launch digest: the model measured {got}, vigil-igvm measure says {digest_hex}"
+        ));
+    }
+    let steps = probe_steps(&run.lines);
+    let failed: Vec<String> = steps
+        .iter()
+        .filter(|s| !s.1)
+        .map(|s| format!("{} ({})", s.0, s.2))
+        .collect();
+    if !failed.is_empty() {
+        return Err(format!("probe steps failed: {}", failed.join(", ")));
+    }
+    let missing: Vec<&str> = PROBE_STEPS
+        .iter()
+        .filter(|n| !steps.iter().any(|s| s.0 == **n))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "probe steps missing: {}; last lines:\n{}",
+            missing.join(", "),
+            tail()
+        ));
+    }
+    let term = rec
+        .terminations
+        .first()
+        .ok_or_else(|| format!("the record has no termination; last lines:\n{}", tail()))?;
+    if (term.set, term.code) != PROBE_SUCCESS {
+        return Err(format!(
+            "the probe terminated with set {} code {} (want {} {})",
+            term.set, term.code, PROBE_SUCCESS.0, PROBE_SUCCESS.1
+        ));
+    }
+    // The model ends QEMU with 39 when the vCPU stopped (here: the termination
+    // request), docs/snp-model.md "The bare-metal machine".
+    if run.status != Some(39) {
+        return Err(format!(
+            "QEMU exited with {:?}, want 39 (the model stopped on the probe's termination); last lines:\n{}",
+            run.status,
+            tail()
+        ));
+    }
+    let exits: u64 = rec.exits.values().sum();
+    Ok(format!(
+        "launch digest {}... equals vigil-igvm measure; {} probe steps ok; {exits} exits, {} RMP faults; {:.2} s",
+        &got[..16],
+        steps.len(),
+        rec.faults_total,
+        run.elapsed.as_secs_f64()
+    ))
+}
+
+fn tool(ctx: &mut Ctx, package: &str, bin: &str) -> Result<PathBuf> {
+    ctx.cargo(&["build", "-p", package, "--bin", bin])?;
+    Ok(ctx.ws.target.join("debug").join(bin))
+}
+
+fn run_tool(bin: &Path, args: &[&str]) -> Result<(i32, String)> {
+    let o = Command::new(bin)
+        .args(args)
+        .output()
+        .map_err(|source| XtaskError::Spawn {
+            program: bin.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&o.stderr));
+    Ok((o.status.code().unwrap_or(-1), text))
+}
+
+/// Verifies the probe's report with vigil-verify against `vigil-igvm refs` of the same
+/// file and the TEST chain, then a copy with one MEASUREMENT bit flipped, which must be
+/// refused.
+fn verify_report(
+    ctx: &mut Ctx,
+    report: &[u8],
+    igvm: &Path,
+    igvm_tool: &Path,
+    out: &Path,
+) -> Result<String> {
+    let verify = tool(ctx, "attestation", "vigil-verify")?;
+    let (code, refs) = run_tool(igvm_tool, &["refs", &igvm.to_string_lossy()])?;
+    if code != 0 {
+        return Err(XtaskError::Check(format!(
+            "vigil-igvm refs: exit {code}: {refs}"
+        )));
+    }
+    let refs_p = out.join("refs.json");
+    std::fs::write(&refs_p, refs).map_err(io(&refs_p))?;
+    let certs = out.join("certs");
+    std::fs::create_dir_all(&certs).map_err(io(&certs))?;
+    let root = ctx
+        .ws
+        .root
+        .join("attestation")
+        .join("testdata")
+        .join("test-root");
+    for n in ["ark.pem", "ask.pem", "vcek.pem"] {
+        let from = root.join(n);
+        std::fs::copy(&from, certs.join(n)).map_err(io(&from))?;
+    }
+    let check = |report_p: &Path| -> Result<(i32, String)> {
+        run_tool(
+            &verify,
+            &[
+                &report_p.to_string_lossy(),
+                "--certs",
+                &certs.to_string_lossy(),
+                "--refs",
+                &refs_p.to_string_lossy(),
+                "--allow-test-root",
+                "--offline",
+            ],
+        )
+    };
+    let good = out.join("report.bin");
+    std::fs::write(&good, report).map_err(io(&good))?;
+    let (code, text) = check(&good)?;
+    for l in text.lines() {
+        println!("    > {l}");
+    }
+    if code != 0 {
+        return Err(XtaskError::Check(format!(
+            "vigil-verify refused the probe's report (exit {code})"
+        )));
+    }
+    let mut bad = report.to_vec();
+    if let Some(b) = bad.get_mut(0x90) {
+        *b ^= 1;
+    }
+    let bad_p = out.join("report-tampered.bin");
+    std::fs::write(&bad_p, &bad).map_err(io(&bad_p))?;
+    let (code, _) = check(&bad_p)?;
+    if code != 1 {
+        return Err(XtaskError::Check(format!(
+            "vigil-verify did not refuse a report with a flipped MEASUREMENT bit (exit {code})"
+        )));
+    }
+    Ok("report verified against vigil-igvm refs (a tampered copy refused)".into())
+}
+
+/// The step: build the model, the probe and the test guest, package the probe as an
+/// IGVM file, run it in the model, and judge the record and the report.
+pub fn step_model(ctx: &mut Ctx) -> Result<String> {
+    println!();
+    let model = build_bare(ctx, "snp-machine")?;
+    let probe = build_bare(ctx, "snp-probe")?;
+    let guest = crate::e2e::build_guest(ctx)?;
+    let igvm_tool = tool(ctx, "vigil-igvm", "vigil-igvm")?;
+    let out = ctx.ws.target.join("vigil-model-run");
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    let igvm = out.join("probe.igvm");
+    let (code, text) = run_tool(
+        &igvm_tool,
+        &[
+            "build",
+            "--kernel",
+            &probe.to_string_lossy(),
+            "--firmware",
+            &guest.to_string_lossy(),
+            "--platforms",
+            "snp",
+            "-o",
+            &igvm.to_string_lossy(),
+        ],
+    )?;
+    if code != 0 {
+        return Err(XtaskError::Check(format!(
+            "vigil-igvm build: exit {code}: {text}"
+        )));
+    }
+    let (code, digest) = run_tool(&igvm_tool, &["measure", &igvm.to_string_lossy()])?;
+    // stdout's first line is the digest; stderr (appended) describes it.
+    let digest = digest.lines().next().unwrap_or("").trim().to_string();
+    if code != 0 || digest.len() != 96 {
+        return Err(XtaskError::Check(format!(
+            "vigil-igvm measure: exit {code}: {digest}"
+        )));
+    }
+    println!(
+        "    probe IGVM {} (vigil-igvm measure: {digest})",
+        igvm.display()
+    );
+    let run = run_model(ctx, &model, &igvm, Duration::from_secs(180))?;
+    for l in run.lines.iter().filter(|l| l.starts_with("probe-step")) {
+        println!("    | {l}");
+    }
+    let summary = judge(&run, &digest).map_err(XtaskError::Check)?;
+    let report = probe_report(&run.lines).map_err(XtaskError::Check)?;
+    let verified = verify_report(ctx, &report, &igvm, &igvm_tool, &out)?;
+    Ok(format!("{summary}; {verified}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(s: &str) -> Vec<String> {
+        s.lines().map(String::from).collect()
+    }
+
+    #[test]
+    fn probe_lines_are_read_with_their_verdicts() {
+        let l = lines("x\nprobe-step cpuid ok leaf 0\nprobe-step ghcb fail no answer\n");
+        let s = probe_steps(&l);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0], ("cpuid".into(), true, "leaf 0".into()));
+        assert_eq!(s[1], ("ghcb".into(), false, "no answer".into()));
+    }
+
+    #[test]
+    fn report_frame_is_decoded_and_a_broken_one_named() {
+        let l = lines("probe-report-begin\n0a0b\nff\nprobe-report-end");
+        assert_eq!(probe_report(&l), Ok(vec![0x0a, 0x0b, 0xff]));
+        assert!(probe_report(&lines("probe-report-begin\n0a")).is_err());
+        assert!(
+            probe_report(&lines("probe-report-begin\nzz\nprobe-report-end"))
+                .unwrap_err()
+                .contains("not hex")
+        );
+    }
+
+    #[test]
+    fn a_digest_that_differs_fails_the_run() {
+        let run = ModelRun {
+            lines: PROBE_STEPS
+                .iter()
+                .map(|n| format!("probe-step {n} ok"))
+                .collect(),
+            status: Some(39),
+            timed_out: false,
+            elapsed: Duration::from_secs(1),
+            record: format!(
+                "launch digest={}\nrmp-faults total=0\nterminate vcpu=0 vmpl=0 set=1 code=0\n",
+                "ab".repeat(48)
+            ),
+        };
+        assert!(judge(&run, &"ab".repeat(48)).is_ok());
+        let e = judge(&run, &"cd".repeat(48)).unwrap_err();
+        assert!(e.contains("launch digest"), "{e}");
+        // A step missing, a step failed, or another termination: refused by name.
+        let mut short = run.lines.clone();
+        short.pop();
+        let e = judge(
+            &ModelRun {
+                lines: short,
+                ..clone(&run)
+            },
+            &"ab".repeat(48),
+        )
+        .unwrap_err();
+        assert!(e.contains("missing: report"), "{e}");
+        let mut failed = run.lines.clone();
+        failed[0] = "probe-step entry fail no C-bit".into();
+        let e = judge(
+            &ModelRun {
+                lines: failed,
+                ..clone(&run)
+            },
+            &"ab".repeat(48),
+        )
+        .unwrap_err();
+        assert!(e.contains("entry (no C-bit)"), "{e}");
+        let other = ModelRun {
+            record: run.record.replace("code=0", "code=3"),
+            ..clone(&run)
+        };
+        let e = judge(&other, &"ab".repeat(48)).unwrap_err();
+        assert!(e.contains("code 3"), "{e}");
+    }
+
+    fn clone(r: &ModelRun) -> ModelRun {
+        ModelRun {
+            lines: r.lines.clone(),
+            status: r.status,
+            timed_out: r.timed_out,
+            elapsed: r.elapsed,
+            record: r.record.clone(),
+        }
+    }
+}

@@ -14,7 +14,12 @@
 //!    pages (writable, executable; every entry, tables included, with the C-bit mask:
 //!    under SNP, data accesses with paging on are private only with the C-bit, APM vol. 2
 //!    15.34.4): a bootstrap map only, replaced by `mm::paging` on the native path;
-//! 3. enable PAE, load CR3, set EFER.LME and EFER.NXE, enable paging (with CR0.WP);
+//! 3. enable PAE, load CR3, set EFER.LME and EFER.NXE, enable paging (with CR0.WP).
+//!    After the PVH entry EFER is read and the bits ORed in; after the IGVM entry it is
+//!    written whole (SVME, which an SNP guest's EFER keeps set as its VMSA has it, plus
+//!    LME and NXE) without a read: no MSR access there is left for a host to intercept
+//!    as a #VC before a handler exists (the GHCB spec lets a hypervisor intercept any
+//!    MSR; KVM passes EFER through, a model need not);
 //! 4. load a bootstrap GDT with a 64-bit code segment and far-return into 64-bit code;
 //! 5. load the data segments and call `kernel_main(argument, kind, c_bit_mask)`.
 //!
@@ -82,7 +87,14 @@ vigil_entry32_common:
     mov eax, offset vigil_boot_pml4
     mov cr3, eax
     mov ecx, 0xC0000080                   /* EFER */
-    rdmsr
+    test ebp, ebp
+    jnz 3f
+    rdmsr                                 /* PVH: keep what is set */
+    jmp 4f
+3:
+    mov eax, 1 << 12                      /* IGVM: SVME, as the VMSA starts it */
+    xor edx, edx
+4:
     or eax, (1 << 8) | (1 << 11)          /* LME, NXE */
     wrmsr
     mov eax, cr0

@@ -293,7 +293,25 @@ fn step_clippy_kernel(ctx: &mut Ctx) -> Result<String, XtaskError> {
         args.extend(["--", "-D", "warnings"]);
         ctx.cargo(&args)?;
     }
-    Ok("no features, ktest, ktest-selftest-fail".into())
+    // The other bare-metal crates: the shared scaffolding, the model's program, the probe.
+    ctx.cargo(&[
+        "clippy",
+        "-p",
+        "vigil-bare",
+        "-p",
+        "snp-machine",
+        "-p",
+        "snp-probe",
+        "--target",
+        paths::KERNEL_TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    Ok(
+        "kernel (no features, ktest, ktest-selftest-fail), vigil-bare, snp-machine, snp-probe"
+            .into(),
+    )
 }
 
 fn step_test_host(ctx: &mut Ctx) -> Result<String, XtaskError> {
@@ -442,7 +460,7 @@ static CLIPPY_HOST: Step = Step {
 };
 static CLIPPY_KERNEL: Step = Step {
     name: "clippy-kernel",
-    what: "cargo clippy -p svsm --target x86_64-unknown-none [--features ...] -- -D warnings",
+    what: "cargo clippy of the bare-metal crates (kernel with each feature set, vigil-bare, snp-machine, snp-probe) for x86_64-unknown-none -- -D warnings",
     run: step_clippy_kernel,
 };
 static TEST_HOST: Step = Step {

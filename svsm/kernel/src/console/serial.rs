@@ -1,14 +1,16 @@
 //! The 16550 UART at COM1 (I/O port 0x3f8), polled, output only.
 //!
-//! Used by the native platform only (`platform::native`): under SEV-ES/SNP a port access
-//! raises #VC, and that console will go through the GHCB. Under QEMU without SEV a plain
+//! Used by the native platform (`platform::native`). Under SNP a port access raises #VC:
+//! the SNP boot programs COM1 with [`init`] through the #VC handler, and its console
+//! (`platform::snp`) writes [`COM1`] through the GHCB IOIO exit itself. Under QEMU without SEV a plain
 //! port write reaches QEMU's serial device. No lock of its own: the logger serialises
 //! normal output, and the fault and panic reporters write directly so that a fault
 //! while the logger lock is held still gets reported.
 
 use crate::cpu::instr::{inb, outb};
 
-const COM1: u16 = 0x3f8;
+/// COM1's base port (the transmit register).
+pub const COM1: u16 = 0x3f8;
 const LSR_THR_EMPTY: u8 = 1 << 5;
 
 /// Programs COM1 for 115200 8N1, FIFOs on, interrupts off.

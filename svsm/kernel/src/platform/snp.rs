@@ -28,9 +28,6 @@ pub const fn exit_reason(code: ExitCode) -> u64 {
     }
 }
 
-/// COM1's transmit register.
-pub const COM1: u16 = 0x3f8;
-
 /// The SNP platform (its state is the GHCB page and the CPUID table in `snp`).
 #[cfg(target_os = "none")]
 pub struct Snp;
@@ -53,7 +50,7 @@ impl super::KernelPlatform for Snp {
                     continue;
                 }
                 let e = Exit::Out {
-                    port: COM1,
+                    port: crate::console::serial::COM1,
                     bytes: 1,
                     value: u32::from(out),
                 };

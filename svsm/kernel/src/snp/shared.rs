@@ -12,10 +12,20 @@
 //!
 //! Each step's failure has its own termination reason (`PVALIDATE`, `PAGE_STATE`).
 
+use x86_64::structures::paging::PageTableFlags as Flags;
+
 /// Present, writable (APM vol. 2 5.4.1): a table entry that points to a table.
-pub const TABLE_FLAGS: u64 = 0x3;
+pub const TABLE_FLAGS: u64 = Flags::PRESENT.bits() | Flags::WRITABLE.bits();
 /// Bit 7 of a PDE: 2 MiB page.
-pub const PS: u64 = 1 << 7;
+pub const PS: u64 = Flags::HUGE_PAGE.bits();
+/// The flags a 4 KiB entry takes over from the 2 MiB one: present, writable, user,
+/// write-through, cache-disable (bits 4:0) and no-execute (bit 63).
+const KEPT: u64 = Flags::PRESENT.bits()
+    | Flags::WRITABLE.bits()
+    | Flags::USER_ACCESSIBLE.bits()
+    | Flags::WRITE_THROUGH.bits()
+    | Flags::NO_CACHE.bits()
+    | Flags::NO_EXECUTE.bits();
 /// Bits 51:12 of an entry: the address (the C-bit, when below 52, is masked off).
 pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
@@ -39,7 +49,7 @@ pub fn split_2m(pde: u64, c_bit_mask: u64) -> Result<[u64; 512], SplitError> {
         return Err(SplitError::NotA2MPage { pde });
     }
     let base = pde & ADDR_MASK & !c_bit_mask & !0x1f_ffff;
-    let keep = (pde & 0x1f & !PS) | (pde & (1 << 63)) | (pde & c_bit_mask);
+    let keep = (pde & KEPT) | (pde & c_bit_mask);
     let mut ptes = [0u64; 512];
     for (i, pte) in ptes.iter_mut().enumerate() {
         *pte = (base + (i as u64) * 4096) | keep;

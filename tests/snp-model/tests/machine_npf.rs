@@ -167,3 +167,22 @@ fn an_msr_protocol_page_state_change_unmaps_its_page() {
     assert!(!m.rmp.entry(FRESH).unwrap().assigned);
     assert_eq!(cpu.unmaps, [FRESH]);
 }
+
+#[test]
+fn with_paging_off_an_access_without_the_c_bit_is_private() {
+    // No PTE carries a C-bit before paging is on: the access is private (APM vol. 2
+    // §15.34.5), so a launched page is mapped, never converted to shared.
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, WRITE, CODE + 0x18, |v| v.set_cr0(v.cr0() & !(1 << 31)));
+    m.step(&mut cpu, 0).unwrap();
+    assert_eq!(cpu.maps, [(0, CODE, Perms::ALL)]);
+    assert_eq!(m.record.faults_total, 0);
+    // With paging on, the same GPA without the C-bit is a shared access to a private
+    // page: not mapped as the guest's.
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(NPF, WRITE, CODE + 0x18, |_| {});
+    let _ = m.step(&mut cpu, 0);
+    assert!(!cpu.maps.contains(&(0, CODE, Perms::ALL)), "{:?}", cpu.maps);
+}

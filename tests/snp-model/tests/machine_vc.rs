@@ -191,3 +191,50 @@ fn an_idt_the_vmpl_may_not_read_stops_delivery_with_the_rmp_named() {
         Err(Stop::VcDelivery(VcFailure::Rmp { gpa: IDT + 29 * 16 }))
     );
 }
+
+#[test]
+fn efer_and_pat_are_not_intercepted_so_they_raise_no_vc() {
+    // KVM makes EFER and PAT pass-through for SEV-ES/SNP guests (sev.c
+    // `sev_es_init_vmcb`); a guest switching to long mode writes EFER with no #VC handler.
+    let mut m = machine();
+    let lma = m.vmsa(0, 0).unwrap().efer() & (1 << 10);
+    let mut cpu = FakeCpu::default();
+    wrmsr(&mut cpu, 0xc000_0080, 1 << 8); // LME, without SVME or LMA
+    cpu.push(0x7c, 0, 0, |v| {
+        v.set_rip(RDMSR_AT);
+        v.set_gpr(Gpr::Rcx, 0xc000_0080);
+    });
+    wrmsr(&mut cpu, 0x277, 0x0007_0406_0007_0406);
+    m.step(&mut cpu, 0).unwrap();
+    let v = m.vmsa(0, 0).unwrap();
+    // SVME kept (the guest runs under SVM), LMA unchanged (read-only), LME taken.
+    assert_eq!(v.efer(), (1 << 8) | (1 << 12) | lma);
+    assert_eq!(v.rip(), WRMSR_AT + 2);
+    let rsp = v.rsp();
+    m.step(&mut cpu, 0).unwrap();
+    let v = m.vmsa(0, 0).unwrap();
+    assert_eq!((v.rax(), v.gpr(Gpr::Rdx)), ((1 << 8) | (1 << 12) | lma, 0));
+    m.step(&mut cpu, 0).unwrap();
+    let v = m.vmsa(0, 0).unwrap();
+    assert_eq!(v.g_pat(), 0x0007_0406_0007_0406);
+    assert_eq!(v.rsp(), rsp, "no #VC frame");
+    assert_eq!(m.record.exits.get(&(0x7c, 0)), Some(&3));
+}
+
+#[test]
+fn a_guest_without_a_tss_gets_a_vc_that_needs_no_stack_switch() {
+    // No IST and no privilege change: the TSS is never read, so a TR that points
+    // nowhere (a guest that has not loaded one yet) does not stop delivery.
+    let mut m = machine();
+    let mut cpu = FakeCpu::default();
+    cpu.push(0x72, 0, 0, |v| {
+        v.set_rip(CPUID_AT);
+        let mut tr = v.segment(off::TR);
+        tr.base = 0xdead_0000;
+        v.set_segment(off::TR, tr);
+    });
+    assert_eq!(m.step(&mut cpu, 0), Ok(()));
+    let v = m.vmsa(0, 0).unwrap();
+    assert_eq!(v.rip(), HANDLER);
+    assert_eq!(q(&m, v.rsp()), 0x72);
+}

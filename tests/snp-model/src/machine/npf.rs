@@ -17,6 +17,9 @@ use crate::host::Devices;
 use crate::machine::stop::Stop;
 use crate::machine::vmsa::Vmsa;
 use crate::machine::walk::C_BIT_MASK;
+
+/// CR0.PG (APM vol. 2 §3.1.1).
+const CR0_PG: u64 = 1 << 31;
 use crate::machine::{Cpu, Exit, Machine};
 use crate::psc::{self, Op};
 use crate::record::RmpFault;
@@ -95,7 +98,11 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
         exit: Exit,
     ) -> Result<(), Stop> {
         let gpa = exit.info2 & GPA_MASK;
-        let private = exit.info2 & C_BIT_MASK != 0;
+        // With paging off (real mode, or protected mode without paging) there is no PTE
+        // to carry the C-bit, and every access is private (APM vol. 2 §15.34.5: an SEV
+        // guest's accesses without paging are treated as C=1).
+        let paging = v.cr0() & CR0_PG != 0;
+        let private = exit.info2 & C_BIT_MASK != 0 || !paging;
         let fetch = exit.info1 & npf::FETCH != 0;
         let walk = exit.info1 & npf::WALK != 0;
         let user = v.cpl() & 3 == 3;

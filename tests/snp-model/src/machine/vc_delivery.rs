@@ -83,10 +83,16 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
         let at = gdtr.base.wrapping_add(u64::from(sel & !7));
         self.read_linear(v, vmpl, at, SUPERVISOR_READ, &mut desc)
             .map_err(failed)?;
+        // The TSS is read only when delivery needs it: an IST stack, or a privilege
+        // change (RSPn). A guest with neither need not have a TSS at all (APM vol. 2
+        // §8.9.3, the stack switch of long-mode interrupt delivery).
+        let dpl = (desc[5] >> 5) & 3;
         let mut t = [0u8; TSS_LEN];
-        let tr = v.segment(off::TR);
-        self.read_linear(v, vmpl, tr.base, SUPERVISOR_READ, &mut t)
-            .map_err(failed)?;
+        if gate.ist != 0 || dpl < v.cpl() & 3 {
+            let tr = v.segment(off::TR);
+            self.read_linear(v, vmpl, tr.base, SUPERVISOR_READ, &mut t)
+                .map_err(failed)?;
+        }
         let mut tss = Tss::default();
         for (i, r) in tss.rsp.iter_mut().enumerate() {
             *r = q(&t, 4 + 8 * i);
@@ -104,7 +110,6 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
             ss: ss.selector,
             cpl: v.cpl(),
         };
-        let dpl = (desc[5] >> 5) & 3;
         let d = vc::deliver(&state, &gate, dpl, &tss, code)
             .map_err(|e| Stop::VcDelivery(VcFailure::Delivery(e)))?;
         let mut frame = [0u8; 48];

@@ -12,7 +12,7 @@ use crate::ghcb_page::off as ghcb_off;
 use crate::host::{Action, Devices};
 use crate::machine::decode::{decode, Insn};
 use crate::machine::stop::Stop;
-use crate::machine::vmsa::{Gpr, Vmsa};
+use crate::machine::vmsa::{efer, Gpr, Vmsa};
 use crate::machine::{Cpu, Exit, Machine};
 use crate::msr_protocol::{self, code, INFO_MASK};
 use crate::psc::{PSC_BUFFER_LEN, PSC_MAX_ENTRIES};
@@ -24,6 +24,10 @@ use crate::sev_status::sev_status;
 pub const MSR_GHCB: u32 = 0xc001_0130;
 /// SEV_STATUS.
 pub const MSR_SEV_STATUS: u32 = 0xc001_0131;
+/// EFER (APM vol. 2 §3.1.7).
+pub const MSR_EFER: u32 = 0xc000_0080;
+/// PAT (APM vol. 2 §7.8.1); its value is G_PAT in the VMSA.
+pub const MSR_PAT: u32 = 0x277;
 /// RDMSR/WRMSR without prefixes.
 const MSR_INSN_LEN: usize = 2;
 /// GFN bits of a PSC request (MSR bits 51:12, PSC entry bits 51:12).
@@ -46,6 +50,24 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
             (MSR_GHCB, false) => self.ghcb_msr(vcpu, vmpl),
             (MSR_GHCB, true) => {
                 self.set_ghcb_msr(vcpu, vmpl, value);
+                0
+            }
+            // EFER and PAT are not intercepted for an SEV-ES/SNP guest: KVM clears their
+            // intercepts (sev.c `sev_es_init_vmcb`: MSR_EFER and MSR_IA32_CR_PAT made
+            // pass-through) and learns EFER writes through the EFER write trap after
+            // they complete (APM vol. 2 §15.35.8, exit 0x8F), so no #VC is raised. The
+            // value lives in the running VMSA. EFER.SVME stays set, as hardware keeps it
+            // for a guest running under SVM.
+            (MSR_EFER, false) => v.efer(),
+            (MSR_EFER, true) => {
+                // LMA is read-only (the CPU sets it when paging is enabled with LME).
+                let lma = v.efer() & efer::LMA;
+                v.set_efer((value & !efer::LMA) | lma | efer::SVME);
+                0
+            }
+            (MSR_PAT, false) => v.g_pat(),
+            (MSR_PAT, true) => {
+                v.set_g_pat(value);
                 0
             }
             // SEV_STATUS is read-only: WRMSR is #GP (APM vol. 2 §15.34.10).

@@ -493,6 +493,11 @@ static MODEL: Step = Step {
     what: "the SNP machine model in QEMU runs the tests' SNP probe from its IGVM file",
     run: model::step_model,
 };
+static MODEL_VIGIL: Step = Step {
+    name: "model-vigil",
+    what: "Vigil's own IGVM file (kernel + test guest) in the SNP machine model",
+    run: model::step_model_vigil,
+};
 static LINUX_SMOKE: Step = Step {
     name: "linux-smoke",
     what: "Debian trixie's kernel (apt) with the project's initramfs, booted as a plain VM",
@@ -506,7 +511,7 @@ static KTEST_SELFTEST: Step = Step {
 
 /// The steps of `cargo xtask test`, in order. The first installs and checks the
 /// pinned toolchain's bare-metal target (a fresh machine has none; CI removes it).
-static TEST_STEPS: [&Step; 13] = [
+static TEST_STEPS: [&Step; 14] = [
     &TOOLCHAIN,
     &FMT,
     &CLIPPY_HOST,
@@ -519,6 +524,7 @@ static TEST_STEPS: [&Step; 13] = [
     &KTEST_SELFTEST,
     &E2E,
     &MODEL,
+    &MODEL_VIGIL,
     &LINUX_SMOKE,
 ];
 
@@ -586,7 +592,7 @@ fn main() {
         },
         Cmd::Model => {
             let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
-            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &QEMU, &MODEL]);
+            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &QEMU, &MODEL, &MODEL_VIGIL]);
             summarize(&r, &ctx.compiled, &ctx.skipped)
         }
         Cmd::Linux => {

@@ -368,23 +368,15 @@ fn verify_report(
     Ok("report verified against vigil-igvm refs (a tampered copy refused)".into())
 }
 
-/// The step: build the model, the probe and the test guest, package the probe as an
-/// IGVM file, run it in the model, and judge the record and the report.
-pub fn step_model(ctx: &mut Ctx) -> Result<String> {
-    println!();
-    let model = build_bare(ctx, "snp-machine")?;
-    let probe = build_bare(ctx, "snp-probe")?;
-    let guest = crate::e2e::build_guest(ctx)?;
-    let igvm_tool = tool(ctx, "vigil-igvm", "vigil-igvm")?;
-    let out = ctx.ws.target.join("vigil-model-run");
-    std::fs::create_dir_all(&out).map_err(io(&out))?;
-    let igvm = out.join("probe.igvm");
+/// Packages `kernel` with `guest` as an SNP IGVM file with vigil-igvm; returns
+/// `vigil-igvm measure`'s digest of it.
+fn package(igvm_tool: &Path, kernel: &Path, guest: &Path, igvm: &Path) -> Result<String> {
     let (code, text) = run_tool(
-        &igvm_tool,
+        igvm_tool,
         &[
             "build",
             "--kernel",
-            &probe.to_string_lossy(),
+            &kernel.to_string_lossy(),
             "--firmware",
             &guest.to_string_lossy(),
             "--platforms",
@@ -398,7 +390,7 @@ pub fn step_model(ctx: &mut Ctx) -> Result<String> {
             "vigil-igvm build: exit {code}: {text}"
         )));
     }
-    let (code, digest) = run_tool(&igvm_tool, &["measure", &igvm.to_string_lossy()])?;
+    let (code, digest) = run_tool(igvm_tool, &["measure", &igvm.to_string_lossy()])?;
     // stdout's first line is the digest; stderr (appended) describes it.
     let digest = digest.lines().next().unwrap_or("").trim().to_string();
     if code != 0 || digest.len() != 96 {
@@ -406,6 +398,100 @@ pub fn step_model(ctx: &mut Ctx) -> Result<String> {
             "vigil-igvm measure: exit {code}: {digest}"
         )));
     }
+    Ok(digest)
+}
+
+/// Where Vigil's SNP boot ends today (docs/kernel.md, "The SNP boot"): the termination
+/// request with Vigil's reason set and `SNP_NOT_YET`.
+pub const VIGIL_END: (u8, u8) = (
+    svsm_abi::ghcb::term::SET_SVSM as u8,
+    svsm_abi::ghcb::term::SNP_NOT_YET as u8,
+);
+
+/// Judges Vigil's run in the model: the digest, the banner over the GHCB console, and
+/// the end that the SNP boot has today.
+pub fn judge_vigil(run: &ModelRun, digest_hex: &str) -> std::result::Result<String, String> {
+    let tail = || run.lines[run.lines.len().saturating_sub(12)..].join("\n");
+    if run.timed_out {
+        return Err(format!(
+            "model run killed after the timeout; last lines:\n{}",
+            tail()
+        ));
+    }
+    let rec = Record::parse(&run.record)
+        .map_err(|e| format!("the model's record, line {}: {}", e.line, e.what))?;
+    let got = rec.launch_digest.map(|d| hex(&d)).unwrap_or_default();
+    if got != digest_hex {
+        return Err(format!(
+            "launch digest: the model measured {got:?}, vigil-igvm measure says {digest_hex}"
+        ));
+    }
+    if !run
+        .lines
+        .iter()
+        .any(|l| l.contains(crate::qemu::BANNER_MARKER))
+    {
+        return Err(format!(
+            "Vigil's banner never reached COM1 through the GHCB; last lines:\n{}",
+            tail()
+        ));
+    }
+    let term = rec
+        .terminations
+        .first()
+        .ok_or_else(|| format!("the record has no termination; last lines:\n{}", tail()))?;
+    if (term.set, term.code) != VIGIL_END {
+        return Err(format!(
+            "Vigil terminated with set {} code {:#x}, want {} {:#x} (SNP_NOT_YET); last lines:\n{}",
+            term.set,
+            term.code,
+            VIGIL_END.0,
+            VIGIL_END.1,
+            tail()
+        ));
+    }
+    let exits: u64 = rec.exits.values().sum();
+    Ok(format!(
+        "Vigil's IGVM file in the model: digest equals vigil-igvm measure, banner over the GHCB, ended with SNP_NOT_YET as its SNP boot does today; {exits} exits, {} RMP faults, {:.2} s",
+        rec.faults_total,
+        run.elapsed.as_secs_f64()
+    ))
+}
+
+/// The step `model-vigil`: Vigil's own IGVM file (kernel + test guest) in the model.
+pub fn step_model_vigil(ctx: &mut Ctx) -> Result<String> {
+    println!();
+    let model = build_bare(ctx, "snp-machine")?;
+    let (kernel, _, _) = crate::steps::build_kernel(ctx, crate::paths::Flavour::Release)?;
+    let guest = crate::e2e::build_guest(ctx)?;
+    let igvm_tool = tool(ctx, "vigil-igvm", "vigil-igvm")?;
+    let out = ctx.ws.target.join("vigil-model-run");
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    let igvm = out.join("vigil.igvm");
+    let digest = package(&igvm_tool, &kernel, &guest, &igvm)?;
+    println!(
+        "    Vigil IGVM {} (vigil-igvm measure: {digest})",
+        igvm.display()
+    );
+    let run = run_model(ctx, &model, &igvm, Duration::from_secs(180))?;
+    for l in run.lines.iter().filter(|l| !l.starts_with('[')).take(40) {
+        println!("    | {l}");
+    }
+    judge_vigil(&run, &digest).map_err(XtaskError::Check)
+}
+
+/// The step: build the model, the probe and the test guest, package the probe as an
+/// IGVM file, run it in the model, and judge the record and the report.
+pub fn step_model(ctx: &mut Ctx) -> Result<String> {
+    println!();
+    let model = build_bare(ctx, "snp-machine")?;
+    let probe = build_bare(ctx, "snp-probe")?;
+    let guest = crate::e2e::build_guest(ctx)?;
+    let igvm_tool = tool(ctx, "vigil-igvm", "vigil-igvm")?;
+    let out = ctx.ws.target.join("vigil-model-run");
+    std::fs::create_dir_all(&out).map_err(io(&out))?;
+    let igvm = out.join("probe.igvm");
+    let digest = package(&igvm_tool, &probe, &guest, &igvm)?;
     println!(
         "    probe IGVM {} (vigil-igvm measure: {digest})",
         igvm.display()

@@ -9,7 +9,14 @@
 //! error=<hex>` per fault kept (the first 256) and `rmp-faults total=<n>`, then
 //! `terminate vcpu=<n> vmpl=<n> set=<n> code=<n>` per termination request, then `stop
 //! vcpu=<n> reason=<name> count=<n>` per (vCPU, reason) a vCPU stopped for
-//! (`machine::Stop::reason`).
+//! (`machine::Stop::reason`), then `injection-refused vcpu=<n> vmpl=<n> eventinj=<hex>`
+//! per host injection RestrictedInjection refused (`machine::host_inject`), then the
+//! timing facts for the bench: `tsc hz=<n>` (the model's TSC frequency, if it knows it),
+//! `mark name=<name> vcpu=<n> vmpl=<n> tsc=<n>` per first entry of a VMPL (names
+//! `first-entry`), and `round-trip vcpu=<n> vmpl=<n> exits=<n> cycles=<n>` per trip
+//! from VMPL0 to a lower VMPL and back (the first [`MAX_TRIPS`] kept): the host exits
+//! from VMPL0's switch request to the lower VMPL's request to return, both counted,
+//! and the TSC cycles between those two exits.
 
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -20,6 +27,46 @@ use crate::access::Kind;
 
 /// RMP faults kept in full (later ones are only counted).
 pub const MAX_FAULTS: usize = 256;
+
+/// Round trips kept in full.
+pub const MAX_TRIPS: usize = 64;
+
+/// A host injection RestrictedInjection refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusedInjection {
+    /// vCPU.
+    pub vcpu: u32,
+    /// VMPL of the VMSA.
+    pub vmpl: u8,
+    /// The EVENTINJ the host asked for.
+    pub event_inj: u64,
+}
+
+/// A timed event (the first entry of a VMPL).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mark {
+    /// What happened (no spaces or '=').
+    pub name: String,
+    /// vCPU.
+    pub vcpu: u32,
+    /// VMPL.
+    pub vmpl: u8,
+    /// The model's TSC at the event.
+    pub tsc: u64,
+}
+
+/// One trip from VMPL0 to a lower VMPL and back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoundTrip {
+    /// vCPU.
+    pub vcpu: u32,
+    /// The lower VMPL.
+    pub vmpl: u8,
+    /// Host exits from VMPL0's request to the lower VMPL's return request, both counted.
+    pub exits: u64,
+    /// TSC cycles between those two exits.
+    pub cycles: u64,
+}
 
 /// One refused access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +109,14 @@ pub struct Record {
     pub terminations: Vec<Termination>,
     /// Why vCPUs stopped: (vCPU, reason) -> count.
     pub stops: BTreeMap<(u32, String), u64>,
+    /// Host injections refused by RestrictedInjection.
+    pub injections_refused: Vec<RefusedInjection>,
+    /// The model's TSC frequency in Hz, if known.
+    pub tsc_hz: Option<u64>,
+    /// Timed events.
+    pub marks: Vec<Mark>,
+    /// The first [`MAX_TRIPS`] VMPL round trips.
+    pub round_trips: Vec<RoundTrip>,
 }
 
 /// A line of the text form that does not parse: its number (from 1) and why.
@@ -101,6 +156,13 @@ impl Record {
         }
     }
 
+    /// Note one VMPL round trip (kept if fewer than [`MAX_TRIPS`] are).
+    pub fn round_trip(&mut self, t: RoundTrip) {
+        if self.round_trips.len() < MAX_TRIPS {
+            self.round_trips.push(t);
+        }
+    }
+
     /// The text form.
     pub fn render(&self) -> String {
         let mut s = String::new();
@@ -134,6 +196,30 @@ impl Record {
         }
         for ((vcpu, reason), n) in &self.stops {
             let _ = writeln!(s, "stop vcpu={vcpu} reason={reason} count={n}");
+        }
+        for i in &self.injections_refused {
+            let _ = writeln!(
+                s,
+                "injection-refused vcpu={} vmpl={} eventinj={:#x}",
+                i.vcpu, i.vmpl, i.event_inj
+            );
+        }
+        if let Some(hz) = self.tsc_hz {
+            let _ = writeln!(s, "tsc hz={hz}");
+        }
+        for m in &self.marks {
+            let _ = writeln!(
+                s,
+                "mark name={} vcpu={} vmpl={} tsc={}",
+                m.name, m.vcpu, m.vmpl, m.tsc
+            );
+        }
+        for t in &self.round_trips {
+            let _ = writeln!(
+                s,
+                "round-trip vcpu={} vmpl={} exits={} cycles={}",
+                t.vcpu, t.vmpl, t.exits, t.cycles
+            );
         }
         s
     }
@@ -196,6 +282,24 @@ impl Record {
                     let reason = String::from(get("reason")?);
                     r.stops.insert((vcpu, reason), num("count")?);
                 }
+                "injection-refused" => r.injections_refused.push(RefusedInjection {
+                    vcpu: u32::try_from(num("vcpu")?).map_err(|_| err("vcpu"))?,
+                    vmpl: small("vmpl")?,
+                    event_inj: num("eventinj")?,
+                }),
+                "tsc" => r.tsc_hz = Some(num("hz")?),
+                "mark" => r.marks.push(Mark {
+                    name: String::from(get("name")?),
+                    vcpu: u32::try_from(num("vcpu")?).map_err(|_| err("vcpu"))?,
+                    vmpl: small("vmpl")?,
+                    tsc: num("tsc")?,
+                }),
+                "round-trip" => r.round_trips.push(RoundTrip {
+                    vcpu: u32::try_from(num("vcpu")?).map_err(|_| err("vcpu"))?,
+                    vmpl: small("vmpl")?,
+                    exits: num("exits")?,
+                    cycles: num("cycles")?,
+                }),
                 _ => return Err(err("unknown record kind")),
             }
         }
@@ -241,7 +345,41 @@ mod tests {
         r.stop(1, "terminated");
         r.stop(0, "halted");
         r.stop(0, "halted");
+        r.injections_refused.push(RefusedInjection {
+            vcpu: 0,
+            vmpl: 2,
+            event_inj: 0x8000_0020,
+        });
+        r.tsc_hz = Some(2_000_000_000);
+        r.marks.push(Mark {
+            name: String::from("first-entry"),
+            vcpu: 0,
+            vmpl: 2,
+            tsc: 123_456,
+        });
+        r.round_trip(RoundTrip {
+            vcpu: 0,
+            vmpl: 2,
+            exits: 4,
+            cycles: 9_000,
+        });
         r
+    }
+
+    #[test]
+    fn timing_and_injection_lines_render_and_parse() {
+        let text = sample().render();
+        assert!(text.contains("injection-refused vcpu=0 vmpl=2 eventinj=0x80000020\n"));
+        assert!(text.contains("tsc hz=2000000000\n"));
+        assert!(text.contains("mark name=first-entry vcpu=0 vmpl=2 tsc=123456\n"));
+        assert!(text.contains("round-trip vcpu=0 vmpl=2 exits=4 cycles=9000\n"));
+        let r = Record::parse("round-trip vcpu=0 vmpl=2 exits=4 cycles=9000\ntsc hz=5\n").unwrap();
+        assert_eq!(r.round_trips[0].exits, 4);
+        assert_eq!(r.tsc_hz, Some(5));
+        let e = Record::parse("round-trip vcpu=0 vmpl=2 cycles=1\n").unwrap_err();
+        assert_eq!(e.what, "exits");
+        let e = Record::parse("mark vcpu=0 vmpl=0 tsc=1\n").unwrap_err();
+        assert_eq!(e.what, "name");
     }
 
     #[test]

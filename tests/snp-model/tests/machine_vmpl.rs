@@ -84,6 +84,12 @@ fn rmpadjust_makes_a_vmsa_then_run_vmpl_switches_to_vmpl2_and_back() {
     assert_eq!((*vmpl, entry.rip()), (0, VMGEXIT_AT + 4));
     assert_eq!(m.record.exits.get(&(0x81, 0)), Some(&3));
     assert_eq!(m.record.exits.get(&(0x81, 2)), Some(&1));
+    // The round trip: VMPL0's request, VMPL2's WRMSR and its VMGEXIT back (3 exits);
+    // the first entry of each VMPL is marked.
+    let t = m.record.round_trips.as_slice();
+    assert_eq!((t.len(), t[0].vcpu, t[0].vmpl, t[0].exits), (1, 0, 2, 3));
+    let marks: Vec<u8> = m.record.marks.iter().map(|k| k.vmpl).collect();
+    assert_eq!(marks, [0, 2]);
 }
 
 #[test]

@@ -24,9 +24,12 @@
 pub mod decode;
 mod dispatch;
 mod guest;
+mod host_inject;
 mod instructions;
 mod npf;
+mod schedule;
 mod stop;
+mod timing;
 mod vc_delivery;
 mod vmgexit;
 pub mod vmsa;
@@ -68,6 +71,10 @@ pub trait Cpu {
     fn map(&mut self, vmpl: u8, gpa: u64, perms: Perms);
     /// Remove the page at `gpa` from every VMPL's nested table.
     fn unmap(&mut self, gpa: u64);
+    /// The CPU's time stamp counter (for the record's timing lines); 0 if it has none.
+    fn tsc(&self) -> u64 {
+        0
+    }
 }
 
 /// The machine's state per vCPU.
@@ -75,6 +82,10 @@ pub trait Cpu {
 struct VcpuState {
     /// The VMPL the vCPU runs at.
     running: u8,
+    /// Whether the vCPU runs (`schedule`).
+    runnable: bool,
+    /// An open VMPL round trip: exits so far, TSC at its start, the lower VMPL.
+    trip: Option<(u64, u64, u8)>,
     /// The GHCB MSR (0xC001_0130) of each VMPL's VMSA (GHCB spec #56421 §2.3: per VMSA).
     ghcb_msr: [u64; 4],
 }
@@ -96,6 +107,8 @@ pub struct Machine<D: Devices, P: SecurityProcessor> {
     pub record: Record,
     launch_vmsas: Vec<Box<Vmsa>>,
     vcpus: Vec<VcpuState>,
+    /// Which VMPLs have been entered (`timing`).
+    entered: [bool; 4],
 }
 
 impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
@@ -107,7 +120,14 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
             launch_digest: Some(launched.digest),
             ..Record::default()
         };
-        let vcpus = alloc::vec![VcpuState::default(); host.vcpus.len()];
+        let vcpus = host
+            .vcpus
+            .iter()
+            .map(|c| VcpuState {
+                runnable: c.vmsa[0].is_some(),
+                ..VcpuState::default()
+            })
+            .collect();
         Machine {
             mem,
             rmp,
@@ -117,6 +137,7 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
             record,
             launch_vmsas: launched.vmsas.iter().map(|v| Box::new(Vmsa(*v))).collect(),
             vcpus,
+            entered: [false; 4],
         }
     }
 
@@ -196,12 +217,18 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
     }
 
     /// One entry and the handling of its exit. `Err` says why the vCPU stopped (the
-    /// reason is counted in the record too).
+    /// reason is counted in the record too). AP reset hold halts the vCPU until an AP
+    /// creation names it (`runnable` turns false); AP creations and destructions the
+    /// exit asked for are applied before this returns (`schedule`).
     pub fn step(&mut self, cpu: &mut impl Cpu, vcpu: u32) -> Result<(), Stop> {
         let r = self.step_inner(cpu, vcpu);
         if let Err(s) = &r {
             self.record.stop(vcpu, s.reason());
+            if *s == Stop::ResetHold {
+                self.halt(vcpu);
+            }
         }
+        self.apply_ap_requests();
         r
     }
 
@@ -211,11 +238,15 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
         // EFER.SVME stays set in an SNP guest (VMRUN requires it, APM vol. 2 §15.5.1).
         v.set_efer(v.efer() | vmsa::efer::SVME);
         self.mark_in_use(vcpu, vmpl, true);
+        self.note_entry(cpu, vcpu, vmpl);
         let exit = cpu.run(vcpu, vmpl, &mut v.0);
+        let tsc = cpu.tsc();
         v.set_event_inj(0);
         self.record.exit(exit.code, vmpl);
         let r = self.dispatch(cpu, vcpu, vmpl, &mut v, exit);
         self.store_vmsa(vcpu, vmpl, &v);
+        let after = self.running_vmpl(vcpu).unwrap_or(vmpl);
+        self.note_exit(vcpu, vmpl, after, tsc);
         r
     }
 

@@ -196,6 +196,16 @@ fn code_bytes(mem: &mut Memory) {
 
 /// The machine with the guest loaded and `vcpus` vCPUs (vCPU 0 launched at VMPL0).
 pub fn machine_with(vcpus: u32) -> M {
+    machine_from(vcpus, boot_vmsa())
+}
+
+/// One vCPU launched with `vmsa`.
+pub fn machine_with_launch_vmsa(vmsa: Vmsa) -> M {
+    machine_from(1, vmsa)
+}
+
+/// `vcpus` vCPUs, vCPU 0 launched with `vmsa`.
+pub fn machine_from(vcpus: u32, vmsa: Vmsa) -> M {
     let mut mem = Memory::new(MEM);
     let mut rmp = Rmp::new(MEM / 4096);
     mem.write(PML4, &[0; 4096]).unwrap();
@@ -229,7 +239,7 @@ pub fn machine_with(vcpus: u32) -> M {
         digest: [7; 48],
         pages: 0,
         policy: 0,
-        vmsas: vec![boot_vmsa().0],
+        vmsas: vec![vmsa.0],
     };
     let host = Host::new(Profile::default(), vcpus, 1);
     Machine::new(mem, rmp, host, NoPsp, NoDev, &launched)

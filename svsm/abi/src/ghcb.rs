@@ -399,6 +399,12 @@ pub mod term {
     pub const VC_UNEXPECTED: u64 = 0x1c;
     /// A #VC inside the #VC handler (or a GHCB call re-entered while the page was in use).
     pub const VC_NESTED: u64 = 0x1d;
+    /// Vigil's own page tables (C-bit on private mappings) could not be built.
+    pub const PAGE_TABLES: u64 = 0x1e;
+    /// Vigil's heap could not be placed or started.
+    pub const HEAP: u64 = 0x1f;
+    /// The monitor or the guest's first VMSA could not be set up on SNP.
+    pub const GUEST_START: u64 = 0x23;
     /// The run ended normally (the kernel's `ExitCode::Success`).
     pub const EXIT_SUCCESS: u64 = 0x20;
     /// In-kernel tests failed (`ExitCode::TestsFailed`).

@@ -9,4 +9,4 @@ pub mod regions;
 #[cfg(target_os = "none")]
 mod setup;
 #[cfg(target_os = "none")]
-pub use setup::{init, with_page_tables, MemoryInfo};
+pub use setup::{init, init_snp, with_page_tables, MemError, MemoryInfo, SnpMemory};

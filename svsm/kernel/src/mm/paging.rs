@@ -100,6 +100,11 @@ pub struct PageTables<'a> {
     pool: &'a mut [PageTable],
     pool_base: u64,
     used: usize,
+    /// The SEV C-bit (a single bit 32..=51, or 0 without SEV): set in every table entry
+    /// and every private leaf, masked off every address read back (APM vol. 2 15.34.5:
+    /// the C-bit of the leaf decides private vs shared, those of the tables decide how
+    /// the walk reads the next table).
+    c_bit: u64,
 }
 
 impl<'a> PageTables<'a> {
@@ -115,7 +120,30 @@ impl<'a> PageTables<'a> {
             pool,
             pool_base: pool_base.0,
             used: 1,
+            c_bit: 0,
         })
+    }
+
+    /// Starts empty tables whose entries carry the SEV C-bit `c_bit_mask` (SNP: every
+    /// mapping private unless made with [`PageTables::map_page_shared`]). Fails like
+    /// [`PageTables::new`], and with `NotAligned` for a mask that is not one bit of
+    /// 32..=51.
+    pub fn new_encrypted(
+        pool: &'a mut [PageTable],
+        pool_base: PhysAddr,
+        c_bit_mask: u64,
+    ) -> Result<Self, MapError> {
+        if c_bit_mask.count_ones() != 1 || !(32..=51).contains(&c_bit_mask.trailing_zeros()) {
+            return Err(MapError::NotAligned(c_bit_mask));
+        }
+        let mut t = Self::new(pool, pool_base)?;
+        t.c_bit = c_bit_mask;
+        Ok(t)
+    }
+
+    /// The address bits of an entry (the C-bit masked off).
+    fn addr_of(&self, entry: u64) -> u64 {
+        entry & PTE_ADDR_MASK & !self.c_bit
     }
 
     /// Physical address of the PML4 (the value for CR3).
@@ -159,24 +187,67 @@ impl<'a> PageTables<'a> {
                     return Ok(None);
                 }
                 let new = self.alloc_table()?;
-                self.pool[table].entries[i] =
-                    (self.pool_base + new as u64 * PAGE_SIZE) | PTE_PRESENT | PTE_WRITABLE;
+                self.pool[table].entries[i] = (self.pool_base + new as u64 * PAGE_SIZE)
+                    | PTE_PRESENT
+                    | PTE_WRITABLE
+                    | self.c_bit;
                 table = new;
             } else if entry & PTE_HUGE != 0 && level < 4 {
                 return Err(MapError::HugePage(va));
             } else {
-                table = self.index_of(entry & PTE_ADDR_MASK)?;
+                table = self.index_of(self.addr_of(entry))?;
             }
         }
         Ok(Some(table))
     }
 
-    /// Maps one 4 KiB page `va` -> `pa` with `perm`.
+    /// Maps one 4 KiB page `va` -> `pa` with `perm` (private: with the C-bit, if any).
     pub fn map_page(&mut self, va: VirtAddr, pa: PhysAddr, perm: Perm) -> Result<(), MapError> {
+        self.map_leaf(va, pa, perm, self.c_bit)
+    }
+
+    /// Maps one 4 KiB page `va` -> `pa` with `perm` and without the C-bit: shared with
+    /// the host on SEV (the GHCB page, pages for the host's answers).
+    pub fn map_page_shared(
+        &mut self,
+        va: VirtAddr,
+        pa: PhysAddr,
+        perm: Perm,
+    ) -> Result<(), MapError> {
+        self.map_leaf(va, pa, perm, 0)
+    }
+
+    /// Replaces the leaf of a mapped page with `pa`, `perm`, private (with the C-bit) or
+    /// shared (for a window page that is re-pointed, or a frame handed to the host;
+    /// never used to change what the kernel's image maps). The caller flushes the TLB
+    /// entry. Fails with `NotAligned` for unaligned addresses and returns `Ok(false)`
+    /// when `va` had no table to hold it.
+    pub fn remap_page(
+        &mut self,
+        va: VirtAddr,
+        pa: PhysAddr,
+        perm: Perm,
+        private: bool,
+    ) -> Result<bool, MapError> {
+        if !va.is_page_aligned() || !va.is_canonical() {
+            return Err(MapError::NotAligned(va.0));
+        }
+        if !pa.is_page_aligned() || pa.0 & !PTE_ADDR_MASK != 0 || pa.0 & self.c_bit != 0 {
+            return Err(MapError::NotAligned(pa.0));
+        }
+        let Some(pt) = self.walk_to_pt(va, false)? else {
+            return Ok(false);
+        };
+        let c = if private { self.c_bit } else { 0 };
+        self.pool[pt].entries[va.table_index(1)] = pa.0 | perm.leaf_bits() | c;
+        Ok(true)
+    }
+
+    fn map_leaf(&mut self, va: VirtAddr, pa: PhysAddr, perm: Perm, c: u64) -> Result<(), MapError> {
         if !va.is_page_aligned() {
             return Err(MapError::NotAligned(va.0));
         }
-        if !pa.is_page_aligned() || pa.0 & !PTE_ADDR_MASK != 0 {
+        if !pa.is_page_aligned() || pa.0 & !PTE_ADDR_MASK != 0 || pa.0 & self.c_bit != 0 {
             return Err(MapError::NotAligned(pa.0));
         }
         if !va.is_canonical() {
@@ -187,7 +258,7 @@ impl<'a> PageTables<'a> {
         if *slot & PTE_PRESENT != 0 {
             return Err(MapError::AlreadyMapped(va));
         }
-        *slot = pa.0 | perm.leaf_bits();
+        *slot = pa.0 | perm.leaf_bits() | c;
         Ok(())
     }
 
@@ -221,14 +292,21 @@ impl<'a> PageTables<'a> {
 
     /// The physical address and permission `va` maps to, if mapped.
     pub fn translate(&mut self, va: VirtAddr) -> Option<(PhysAddr, Perm)> {
+        self.translate_private(va).map(|(pa, perm, _)| (pa, perm))
+    }
+
+    /// As [`PageTables::translate`], and whether the leaf is private (carries the
+    /// C-bit; always false without one).
+    pub fn translate_private(&mut self, va: VirtAddr) -> Option<(PhysAddr, Perm, bool)> {
         let pt = self.walk_to_pt(va.page_floor(), false).ok()??;
         let entry = self.pool[pt].entries[va.table_index(1)];
         if entry & PTE_PRESENT == 0 {
             return None;
         }
         Some((
-            PhysAddr((entry & PTE_ADDR_MASK) | (va.0 & (PAGE_SIZE - 1))),
+            PhysAddr(self.addr_of(entry) | (va.0 & (PAGE_SIZE - 1))),
             Perm::from_leaf(entry),
+            self.c_bit != 0 && entry & self.c_bit != 0,
         ))
     }
 }
@@ -336,6 +414,80 @@ mod tests {
         assert!(pt.translate(VirtAddr(0x1000)).is_none());
         assert!(pt.translate(VirtAddr(0x2000)).is_some());
         assert_eq!(pt.unmap_page(VirtAddr(1 << 40)), Ok(false));
+    }
+
+    const C51: u64 = 1 << 51;
+
+    #[test]
+    fn encrypted_tables_carry_the_c_bit_except_on_shared_leaves() {
+        let mut pool = vec![PageTable::EMPTY; 8];
+        {
+            let mut pt = PageTables::new_encrypted(&mut pool, BASE, C51).unwrap();
+            pt.identity_map(0x10_0000, 0x10_2000, Perm::ReadWrite)
+                .unwrap();
+            pt.map_page_shared(VirtAddr(0x10_2000), PhysAddr(0x10_2000), Perm::ReadWrite)
+                .unwrap();
+            // The walk masks the C-bit off the table addresses it follows.
+            assert_eq!(
+                pt.translate_private(VirtAddr(0x10_1008)),
+                Some((PhysAddr(0x10_1008), Perm::ReadWrite, true))
+            );
+            assert_eq!(
+                pt.translate_private(VirtAddr(0x10_2000)),
+                Some((PhysAddr(0x10_2000), Perm::ReadWrite, false))
+            );
+            // A physical address with the C-bit in it is refused, not merged.
+            assert_eq!(
+                pt.map_page(VirtAddr(0x20_0000), PhysAddr(0x20_0000 | C51), Perm::Read),
+                Err(MapError::NotAligned(0x20_0000 | C51))
+            );
+            // Re-pointing a mapped page keeps it private.
+            assert_eq!(
+                pt.remap_page(VirtAddr(0x10_0000), PhysAddr(0x5000), Perm::Read, true),
+                Ok(true)
+            );
+            assert_eq!(
+                pt.translate_private(VirtAddr(0x10_0000)),
+                Some((PhysAddr(0x5000), Perm::Read, true))
+            );
+            assert_eq!(
+                pt.remap_page(VirtAddr(1 << 40), PhysAddr(0x5000), Perm::Read, false),
+                Ok(false)
+            );
+            assert_eq!(
+                pt.remap_page(
+                    VirtAddr(0x10_1000),
+                    PhysAddr(0x6000),
+                    Perm::ReadWrite,
+                    false
+                ),
+                Ok(true)
+            );
+            assert_eq!(
+                pt.translate_private(VirtAddr(0x10_1000)),
+                Some((PhysAddr(0x6000), Perm::ReadWrite, false))
+            );
+        }
+        // Every table entry on the way (PML4, PDPT, PD) carries the C-bit.
+        for (t, table) in pool.iter().enumerate().take(3) {
+            let e = table
+                .entries
+                .iter()
+                .copied()
+                .find(|e| e & PTE_PRESENT != 0)
+                .unwrap();
+            assert_ne!(e & C51, 0, "table {t} entry {e:#x}");
+        }
+        assert_eq!(pool[3].entries[0x100] & C51, C51);
+        assert_eq!(pool[3].entries[0x102] & C51, 0);
+    }
+
+    #[test]
+    fn the_c_bit_mask_must_be_one_bit_of_32_to_51() {
+        for bad in [0, 1 << 31, 1 << 52, C51 | 1 << 47] {
+            let mut pool = vec![PageTable::EMPTY; 2];
+            assert!(PageTables::new_encrypted(&mut pool, BASE, bad).is_err());
+        }
     }
 
     #[test]

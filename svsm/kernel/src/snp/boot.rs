@@ -66,11 +66,95 @@ pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
         ghcb::page::gpa()
     );
     vc_self_check();
+    own_memory(&layout, bp_gpa, c_bit_mask);
     log::warn!(
-        "SNP backend, next part not written: Vigil's own page tables, validation of the Vigil region, the monitor's SNP platform (PVALIDATE/RMPADJUST for the guest, VMSAs, VMPL switch, guest requests), APs"
+        "SNP backend, next part not written: the monitor's SNP platform (PVALIDATE/RMPADJUST for the guest, VMSAs, VMPL switch, guest requests), APs"
     );
     kprintln!("vigil: SNP boot reached its end for now: terminating with SNP_NOT_YET");
     crate::platform::snp::terminate(term::SNP_NOT_YET)
+}
+
+/// Step 8: the free part of the Vigil region validated (`snp::memory`), Vigil's own
+/// page tables loaded (C-bit on every private mapping, the GHCB page shared), the heap
+/// started and tried.
+fn own_memory(layout: &SnpLayout, bp_gpa: u64, c_bit_mask: u64) {
+    use super::memory::{make::validate_range, split};
+    use crate::mm::address::PhysRange;
+    let img = crate::mm::layout::image_layout();
+    let free = (img.image.end.next_multiple_of(4096), layout.params_low);
+    let sp = split(free.0, free.1);
+    let mut counts = (0, 0);
+    for (s, e) in [sp.head, sp.heap, sp.tail] {
+        let c = validate_range(s, e);
+        counts = (counts.0 + c.0, counts.1 + c.1);
+    }
+    log::info!(
+        "Vigil region {:#x}-{:#x} made private and validated: {} x 2 MiB, {} x 4 KiB",
+        free.0,
+        free.1,
+        counts.0,
+        counts.1
+    );
+    if sp.heap.1 - sp.heap.0 < super::memory::SIZE_2M {
+        fail(
+            term::HEAP,
+            format_args!("no 2 MiB-aligned heap in {:#x}-{:#x}", free.0, free.1),
+        );
+    }
+    let page = |g: u64| PhysRange {
+        start: g,
+        end: g + 4096,
+    };
+    let read_only = [
+        page(bp_gpa),
+        page(layout.cpuid_gpa),
+        page(layout.secrets_gpa),
+    ];
+    let req = crate::mm::SnpMemory {
+        c_bit_mask,
+        heap: PhysRange {
+            start: sp.heap.0,
+            end: sp.heap.1,
+        },
+        shared_page: ghcb::page::gpa(),
+        read_only: &read_only,
+        read_write: &[
+            PhysRange {
+                start: sp.head.0,
+                end: sp.head.1,
+            },
+            PhysRange {
+                start: sp.tail.0,
+                end: sp.tail.1,
+            },
+        ],
+        window: super::memory::WINDOW_VA,
+    };
+    let mem = crate::mm::init_snp(&req).unwrap_or_else(|e| {
+        let reason = match e {
+            crate::mm::MemError::Heap(_) => term::HEAP,
+            _ => term::PAGE_TABLES,
+        };
+        fail(reason, format_args!("Vigil's page tables / heap: {e:?}"))
+    });
+    super::memory::frames::init(sp.head, sp.tail);
+    let probe: alloc::vec::Vec<u64> = (0..512).collect();
+    if probe.iter().sum::<u64>() != 511 * 512 / 2 {
+        fail(term::HEAP, format_args!("heap self-check"));
+    }
+    drop(probe);
+    log::info!(
+        "page tables loaded ({} of {} table pages; C-bit on every private mapping, GHCB page shared); heap {:#x}-{:#x} ({} KiB); 4 KiB frames {:#x}-{:#x} and {:#x}-{:#x}",
+        mem.tables.0,
+        mem.tables.1,
+        mem.heap.start,
+        mem.heap.end,
+        mem.heap.len() / 1024,
+        sp.head.0,
+        sp.head.1,
+        sp.tail.0,
+        sp.tail.1
+    );
 }
 
 fn boot_params(gpa: u64) -> SnpLayout {

@@ -27,6 +27,10 @@ pub struct SnpLayout {
     pub vcpus: u32,
     /// The guest's VMPL.
     pub guest_vmpl: u32,
+    /// The lowest parameter page inside the Vigil region above the image (BootParams,
+    /// secrets, CPUID, the host's memory-map and vCPU-count areas): Vigil's free pages
+    /// end there.
+    pub params_low: u64,
 }
 
 /// A refused `BootParams` (field and offset named).
@@ -193,8 +197,21 @@ pub fn check(
     {
         return Err(BootParamsError::BadBounds);
     }
+    let params_low = [
+        gpa,
+        bp.secrets_gpa,
+        bp.cpuid_gpa,
+        bp.memmap_gpa,
+        bp.vpcount_gpa,
+    ]
+    .into_iter()
+    .filter(|&g| g >= image.1 && g < end)
+    .min()
+    .unwrap_or(end)
+        & !(PAGE - 1);
     Ok(SnpLayout {
         vigil: (start, end),
+        params_low,
         cpuid_gpa: bp.cpuid_gpa,
         secrets_gpa: bp.secrets_gpa,
         vcpus: bp.vcpus,

@@ -248,9 +248,31 @@ pub mod page {
     }
 
     fn exchange(e: &Exit) -> Result<u64, GhcbError> {
-        use zerocopy::{FromZeros, IntoBytes};
         let mut g = Ghcb::new_zeroed_v2();
         fill(&mut g, e)?;
+        let answer = round_trip(&g);
+        check_answer(&answer, e)
+    }
+
+    /// Sends a GHCB built elsewhere (a page-state change, AP creation, a guest request,
+    /// run VMPL: `monitor::ghcb`'s builders) and returns the copy of the host's answer,
+    /// which the caller checks (`monitor::ghcb::check_*`).
+    pub fn call_raw(g: &Ghcb) -> Result<Ghcb, GhcbError> {
+        if !ready() {
+            return Err(GhcbError::NotReady);
+        }
+        if IN_USE.swap(true, Ordering::SeqCst) {
+            return Err(GhcbError::Busy);
+        }
+        let a = round_trip(g);
+        IN_USE.store(false, Ordering::SeqCst);
+        Ok(a)
+    }
+
+    /// Writes `g` into the page, names it in the GHCB MSR, VMGEXIT, copies the answer
+    /// out in one volatile pass (a field is never read twice from the shared page).
+    fn round_trip(g: &Ghcb) -> Ghcb {
+        use zerocopy::{FromZeros, IntoBytes};
         let p = GHCB_PAGE.0.get() as *mut u64;
         for (i, chunk) in g.as_bytes().chunks_exact(8).enumerate() {
             let mut q = [0u8; 8];
@@ -262,15 +284,13 @@ pub mod page {
         // SAFETY: the GHCB MSR exists on SNP; it names the registered page.
         unsafe { wrmsr(MSR_GHCB, gpa()) };
         vmgexit();
-        // One volatile pass copies the host's answer out; only the copy is checked and
-        // used (a field is never read twice from the shared page).
         let mut answer = Ghcb::new_zeroed();
         for (i, chunk) in answer.as_mut_bytes().chunks_exact_mut(8).enumerate() {
             // SAFETY: as for the writes above.
             let q = unsafe { p.add(i).read_volatile() };
             chunk.copy_from_slice(&q.to_le_bytes());
         }
-        check_answer(&answer, e)
+        answer
     }
 }
 

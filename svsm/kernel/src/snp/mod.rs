@@ -21,12 +21,15 @@
 pub mod boot_params;
 pub mod cpuid;
 pub mod ghcb;
+pub mod memory;
 pub mod msr_protocol;
 pub mod shared;
 pub mod vc;
 
 #[cfg(target_os = "none")]
 pub mod boot;
+#[cfg(target_os = "none")]
+pub mod platform;
 
 #[cfg(target_os = "none")]
 static CPUID_TABLE: spin::Once<cpuid::CpuidTable<'static>> = spin::Once::new();

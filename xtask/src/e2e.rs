@@ -10,11 +10,9 @@
 //! compares the report's MEASUREMENT with this file.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine;
 use object::elf::{FileHeader64, PF_W, PT_LOAD};
@@ -26,10 +24,9 @@ use svsm_abi::evidence;
 use svsm_abi::page_info::{self, PageType};
 use zerocopy::FromBytes;
 
-use crate::cargo::stream_lines;
 use crate::error::{Result, XtaskError};
 use crate::paths::{Flavour, KERNEL_TARGET};
-use crate::qemu::{self, sanitize, Accel, Qemu};
+use crate::qemu::{self, Accel, Qemu};
 use crate::steps::{build_kernel, Ctx};
 
 /// The guest steps every run must report `ok`.
@@ -398,92 +395,41 @@ pub fn boot(
     timeout: Duration,
     echo: bool,
 ) -> Result<Run> {
-    let mut cmd = Command::new(&q.binary);
-    cmd.args(qemu::machine_args(accel))
-        .arg("-kernel")
-        .arg(kernel)
-        .arg("-initrd")
-        .arg(guest);
+    let mut args = qemu::machine_args(accel);
+    args.extend([
+        "-kernel".to_string(),
+        kernel.to_string_lossy().into_owned(),
+        "-initrd".to_string(),
+        guest.to_string_lossy().into_owned(),
+    ]);
     if !append.is_empty() {
-        cmd.args(["-append", append]);
+        args.extend(["-append".to_string(), append.to_string()]);
     }
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| XtaskError::Spawn {
-            program: q.binary.to_string_lossy().into_owned(),
-            source,
-        })?;
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let reader = child.stdout.take().map(|out| {
-        let lines = Arc::clone(&lines);
-        std::thread::spawn(move || {
-            let mut in_frame = false;
-            stream_lines(out, |raw| {
-                let l = sanitize(raw);
-                if echo {
-                    if l.starts_with(evidence::FRAME_BEGIN) {
-                        in_frame = true;
-                        println!("    | {l}  (record hidden)");
-                    } else if l == evidence::FRAME_END {
-                        in_frame = false;
-                    } else if !in_frame
-                        && (l.starts_with("guest:")
-                            || l.starts_with("vigil:")
-                            || l.contains("ERROR")
-                            || l.contains("***"))
-                    {
-                        println!("    | {l}");
-                    }
-                }
-                if let Ok(mut v) = lines.lock() {
-                    v.push(l);
-                }
-            })
-        })
-    });
-    let err_reader = child.stderr.take().map(|mut e| {
-        std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = e.read_to_string(&mut s);
-            s
-        })
-    });
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code(),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                timed_out = true;
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(source) => {
-                let _ = child.kill();
-                return Err(XtaskError::Spawn {
-                    program: q.binary.to_string_lossy().into_owned(),
-                    source,
-                });
-            }
+    let mut in_frame = false;
+    let p = qemu::run(q, &args, timeout, move |l, _, _| {
+        if !echo {
+            return;
         }
-    };
-    let elapsed = start.elapsed();
-    if let Some(r) = reader {
-        let _ = r.join();
-    }
-    let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
-    let lines = lines.lock().map(|v| v.clone()).unwrap_or_default();
+        if l.starts_with(evidence::FRAME_BEGIN) {
+            in_frame = true;
+            println!("    | {l}  (record hidden)");
+        } else if l == evidence::FRAME_END {
+            in_frame = false;
+        } else if !in_frame
+            && (l.starts_with("guest:")
+                || l.starts_with("vigil:")
+                || l.contains("ERROR")
+                || l.contains("***"))
+        {
+            println!("    | {l}");
+        }
+    })?;
     Ok(Run {
-        lines,
-        status,
-        elapsed,
-        timed_out,
-        stderr,
+        lines: p.lines,
+        status: p.status,
+        elapsed: p.elapsed,
+        timed_out: p.timed_out,
+        stderr: p.stderr,
     })
 }
 

@@ -11,11 +11,10 @@
 //! Vigil in the SNP machine model is not done yet: it needs the model and the snp
 //! backend to run a guest with interrupts and two vCPUs.
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::cpio::{archive, Entry};
 use crate::error::{Result, XtaskError};
@@ -315,77 +314,28 @@ pub fn boot_plain(
         .iter()
         .map(|s| s.to_string()),
     );
-    let start = Instant::now();
-    let mut child = Command::new(&q.binary)
-        .args(&a)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| XtaskError::Spawn {
-            program: q.binary.to_string_lossy().into_owned(),
-            source,
-        })?;
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let init_at = Arc::new(Mutex::new(None::<Duration>));
-    let mut stdin = child.stdin.take();
+    let seen = Arc::clone(&init_at);
     let answer = format!("{nonce_hex}\n");
-    let reader = child.stdout.take().map(|out| {
-        let lines = Arc::clone(&lines);
-        let init_at = Arc::clone(&init_at);
-        std::thread::spawn(move || {
-            for raw in BufReader::new(out).split(b'\n').map_while(|l| l.ok()) {
-                let l = qemu::sanitize(&String::from_utf8_lossy(&raw));
-                if l.starts_with("vigil-init:") {
-                    if let Ok(mut t) = init_at.lock() {
-                        t.get_or_insert(start.elapsed());
-                    }
-                    println!("    | {l}");
-                }
-                if l.contains(vigil_linux_init::NONCE_PROMPT) {
-                    if let Some(s) = stdin.as_mut() {
-                        let _ = s.write_all(answer.as_bytes());
-                        let _ = s.flush();
-                    }
-                }
-                if let Ok(mut v) = lines.lock() {
-                    v.push(l);
-                }
+    let p = qemu::run(&q, &a, timeout, move |l, at, stdin| {
+        if l.starts_with("vigil-init:") {
+            if let Ok(mut t) = seen.lock() {
+                t.get_or_insert(at);
             }
-        })
-    });
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code(),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                timed_out = true;
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(source) => {
-                let _ = child.kill();
-                return Err(XtaskError::Spawn {
-                    program: q.binary.to_string_lossy().into_owned(),
-                    source,
-                });
-            }
+            println!("    | {l}");
         }
-    };
-    let elapsed = start.elapsed();
-    if let Some(r) = reader {
-        let _ = r.join();
-    }
-    let lines = lines.lock().map(|v| v.clone()).unwrap_or_default();
+        if l.contains(vigil_linux_init::NONCE_PROMPT) {
+            let _ = stdin.write_all(answer.as_bytes());
+            let _ = stdin.flush();
+        }
+    })?;
     let init_at = init_at.lock().ok().and_then(|t| *t);
     Ok(LinuxRun {
-        lines,
-        status,
-        timed_out,
+        lines: p.lines,
+        status: p.status,
+        timed_out: p.timed_out,
         init_at,
-        elapsed,
+        elapsed: p.elapsed,
     })
 }
 

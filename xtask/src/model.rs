@@ -8,8 +8,8 @@
 //! that digest.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use snp_model::record::Record;
 
@@ -113,51 +113,13 @@ pub fn run_model(ctx: &mut Ctx, model: &Path, igvm: &Path, timeout: Duration) ->
     std::fs::create_dir_all(&out).map_err(io(&out))?;
     let record = out.join("record.txt");
     let _ = std::fs::remove_file(&record);
-    let log = out.join("serial.txt");
-    let serial = std::fs::File::create(&log).map_err(io(&log))?;
-    let start = Instant::now();
-    let mut child = Command::new(&q.binary)
-        .args(qemu_args(model, igvm, &record))
-        .stdin(Stdio::null())
-        .stdout(serial)
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| XtaskError::Spawn {
-            program: q.binary.to_string_lossy().into_owned(),
-            source,
-        })?;
-    let mut timed_out = false;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break st.code(),
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                timed_out = true;
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(source) => {
-                let _ = child.kill();
-                return Err(XtaskError::Spawn {
-                    program: q.binary.to_string_lossy().into_owned(),
-                    source,
-                });
-            }
-        }
-    };
-    let elapsed = start.elapsed();
-    let text = std::fs::read(&log).map_err(io(&log))?;
-    let lines = String::from_utf8_lossy(&text)
-        .lines()
-        .map(qemu::sanitize)
-        .collect();
+    let p = qemu::run(&q, &qemu_args(model, igvm, &record), timeout, |_, _, _| {})?;
     let record = std::fs::read_to_string(&record).unwrap_or_default();
     Ok(ModelRun {
-        lines,
-        status,
-        timed_out,
-        elapsed,
+        lines: p.lines,
+        status: p.status,
+        timed_out: p.timed_out,
+        elapsed: p.elapsed,
         record,
     })
 }

@@ -5,7 +5,7 @@
 //! PVH loader). The kernel ends a run by writing to isa-debug-exit; a run that does not
 //! end within its timeout is killed and reported with its last output.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -277,12 +277,34 @@ fn kill(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Boots `spec.image` and waits for QEMU to exit or the timeout to pass.
-pub fn boot(q: &Qemu, spec: &BootSpec<'_>) -> Result<BootOutcome> {
+/// What one QEMU process did.
+#[derive(Clone, Debug)]
+pub struct Process {
+    /// COM1 lines (escape sequences removed).
+    pub lines: Vec<String>,
+    /// QEMU's exit status (None: signal, or killed after the timeout).
+    pub status: Option<i32>,
+    /// True when the run was killed after the timeout.
+    pub timed_out: bool,
+    /// QEMU's stderr.
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+}
+
+/// Runs QEMU with `args` until it exits or `timeout` passes (then it is killed). Every
+/// COM1 line, sanitized, goes to `on_line` as it arrives, with the time since the spawn
+/// and QEMU's stdin (COM1's input), on which the caller may answer.
+pub fn run(
+    q: &Qemu,
+    args: &[String],
+    timeout: Duration,
+    mut on_line: impl FnMut(&str, Duration, &mut dyn Write) + Send + 'static,
+) -> Result<Process> {
     let start = Instant::now();
     let mut child = Command::new(&q.binary)
-        .args(args(spec))
-        .stdin(Stdio::null())
+        .args(args)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -291,22 +313,18 @@ pub fn boot(q: &Qemu, spec: &BootSpec<'_>) -> Result<BootOutcome> {
             source,
         })?;
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let banner = Arc::new(Mutex::new(None::<Duration>));
+    let mut stdin = child.stdin.take();
     let reader = child.stdout.take().map(|out| {
         let lines = Arc::clone(&lines);
-        let banner = Arc::clone(&banner);
-        let echo = spec.echo;
         thread::spawn(move || {
             stream_lines(out, |raw| {
                 let l = sanitize(raw);
-                if l.contains(BANNER_MARKER) {
-                    if let Ok(mut b) = banner.lock() {
-                        b.get_or_insert(start.elapsed());
-                    }
-                }
-                if echo {
-                    println!("    | {l}");
-                }
+                let mut sink = std::io::sink();
+                let input: &mut dyn Write = match stdin.as_mut() {
+                    Some(s) => s,
+                    None => &mut sink,
+                };
+                on_line(&l, start.elapsed(), input);
                 if let Ok(mut v) = lines.lock() {
                     v.push(l);
                 }
@@ -325,7 +343,7 @@ pub fn boot(q: &Qemu, spec: &BootSpec<'_>) -> Result<BootOutcome> {
         match child.try_wait() {
             Ok(Some(st)) => break st.code(),
             Ok(None) => {
-                if start.elapsed() >= spec.timeout {
+                if start.elapsed() >= timeout {
                     kill(&mut child);
                     timed_out = true;
                     break None;
@@ -347,13 +365,37 @@ pub fn boot(q: &Qemu, spec: &BootSpec<'_>) -> Result<BootOutcome> {
     }
     let stderr = err_reader.and_then(|h| h.join().ok()).unwrap_or_default();
     let lines = lines.lock().map(|v| v.clone()).unwrap_or_default();
-    let banner_at = banner.lock().ok().and_then(|b| *b);
-    Ok(BootOutcome {
+    Ok(Process {
+        lines,
         status,
         timed_out,
-        lines,
         stderr,
         elapsed,
+    })
+}
+
+/// Boots `spec.image` and waits for QEMU to exit or the timeout to pass.
+pub fn boot(q: &Qemu, spec: &BootSpec<'_>) -> Result<BootOutcome> {
+    let banner = Arc::new(Mutex::new(None::<Duration>));
+    let seen = Arc::clone(&banner);
+    let echo = spec.echo;
+    let p = run(q, &args(spec), spec.timeout, move |l, at, _| {
+        if l.contains(BANNER_MARKER) {
+            if let Ok(mut b) = seen.lock() {
+                b.get_or_insert(at);
+            }
+        }
+        if echo {
+            println!("    | {l}");
+        }
+    })?;
+    let banner_at = banner.lock().ok().and_then(|b| *b);
+    Ok(BootOutcome {
+        status: p.status,
+        timed_out: p.timed_out,
+        lines: p.lines,
+        stderr: p.stderr,
+        elapsed: p.elapsed,
         banner_at,
     })
 }

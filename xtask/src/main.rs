@@ -55,7 +55,9 @@ enum Cmd {
     /// Install the pinned toolchain, build the kernel image (checked, stripped, size
     /// printed) and the host tools.
     Build,
-    /// Build and boot the kernel in QEMU, showing its serial output.
+    /// Build and boot the kernel in QEMU, showing its serial output; run the test guest
+    /// below Vigil on the emulated platform (evidence verified); then the SNP path: the
+    /// tests' SNP probe and Vigil's own IGVM file in the SNP machine model.
     Run {
         /// Accelerator: auto = KVM if /dev/kvm works and a probe boot succeeds, else TCG.
         #[arg(long, value_enum, default_value_t = AccelChoice::Auto)]
@@ -544,7 +546,18 @@ fn main() {
         } => {
             let _ = RUN_APPEND.set((append, timeout));
             let mut ctx = Ctx::new(ws, accel);
-            let r = run_steps(&mut ctx, &[&TOOLCHAIN, &KERNEL, &QEMU, &BOOT, &E2E]);
+            let r = run_steps(
+                &mut ctx,
+                &[
+                    &TOOLCHAIN,
+                    &KERNEL,
+                    &QEMU,
+                    &BOOT,
+                    &E2E,
+                    &MODEL,
+                    &MODEL_VIGIL,
+                ],
+            );
             summarize(&r, &ctx.compiled, &ctx.skipped)
         }
         Cmd::Test {

@@ -29,6 +29,7 @@ pub const PROBE_STEPS: &[&str] = &[
     "ap-create",
     "run-vmpl",
     "report",
+    "ap-run",
 ];
 
 /// The termination the probe asks for when every step passed (reason set 1, code 0).

@@ -1,5 +1,14 @@
-//! The run: the IGVM file launched into the model's SNP machine, then vCPU 0 run under
-//! `snp_model::machine::Machine` on [`SvmCpu`] until it stops.
+//! The run: the IGVM file launched into the model's SNP machine, then its vCPUs run
+//! under `snp_model::machine::Machine` on [`SvmCpu`] until vCPU 0 stops.
+//!
+//! Two vCPUs (`-append vcpus=2`): vCPU 1 has no launch VMSA and waits until the guest
+//! creates it through the host (GHCB AP creation, `Machine::runnable`). Both run on the
+//! model's boot CPU, time-sliced one exit at a time (vCPU 0, then vCPU 1 if it is
+//! runnable, and so on): a vCPU runs until its next #VMEXIT, so a guest vCPU that spins
+//! without exiting holds the physical CPU (the probe's waits make an exit in every
+//! round). Running vCPU 1 on QEMU's second CPU is not done yet (docs/snp-model.md,
+//! "Left out"). A stop of vCPU 1 is logged and recorded, and it stays halted; a stop
+//! of vCPU 0 ends the run.
 //!
 //! Launch (docs/snp-model.md, "Launch"): `igvm_file::plan` turns the file into the pages
 //! and VMSAs a QEMU+KVM host would load for the qemu-kvm profile, `launch::launch`
@@ -14,7 +23,7 @@
 use alloc::format;
 
 use snp_model::host::{Host, Profile};
-use snp_model::host_loader::HostConfig;
+use snp_model::host_loader::{HostConfig, LoadError};
 use snp_model::machine::{Machine, Stop};
 use snp_model::memory::Memory;
 use snp_model::psp::Psp;
@@ -33,6 +42,14 @@ const VCEK_KEY: &[u8] = include_bytes!("../../snp-model/testdata/vcek-key.pk8.de
 const VMPCK: [[u8; 32]; 4] = [[0xa0; 32], [0xa1; 32], [0xa2; 32], [0xa3; 32]];
 
 /// The run's settings, from the command line (`mem=<MiB>`, `vcpus=<n>`).
+///
+/// `vcpus` is what the host offers (default 2, QEMU's `-smp 2` of `cargo xtask
+/// model`). The launch measures a VMSA only for the vCPUs the IGVM file has one for;
+/// the others get no launch VMSA and wait for AP creation. That departs from QEMU+KVM,
+/// which launch such vCPUs from reset and measure their reset VMSAs (`HostConfig::
+/// reset_aps`): the model keeps the launch digest of the file's own vCPUs, which is what
+/// `vigil-igvm measure` reports, and its APs start only through AP creation as SNP
+/// guests start them (the model has no local APIC for INIT-SIPI-SIPI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Settings {
     /// Guest memory in bytes.
@@ -42,10 +59,10 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Default: 256 MiB, one vCPU.
+    /// Default: 256 MiB, two vCPUs.
     pub const DEFAULT: Settings = Settings {
         memory: 256 << 20,
-        vcpus: 1,
+        vcpus: 2,
     };
 
     /// Settings from `mem=` (MiB, 2..=768) and `vcpus=` (1..=2); a missing or
@@ -74,19 +91,28 @@ pub enum End {
     Stopped(Stop),
 }
 
-/// Launches `igvm` and runs vCPU 0; returns the record's text and how the run ended, or
-/// why the launch was refused.
+/// Launches `igvm` and runs its vCPUs until vCPU 0 stops; `tsc_hz` (the model's TSC
+/// frequency, if known) goes into the record. Returns the record's text and how the run
+/// ended, or why the launch was refused.
 pub fn run_machine(
     igvm: &[u8],
     s: Settings,
+    tsc_hz: Option<u64>,
 ) -> Result<(alloc::string::String, End), alloc::string::String> {
     let cfg = HostConfig {
         vcpus: s.vcpus,
         memory: s.memory,
         reset_aps: None,
     };
-    let plan =
-        snp_model::igvm_file::plan(igvm, cfg).map_err(|e| format!("IGVM file refused: {e:?}"))?;
+    // vCPUs the file has no VMSA for are not launched: planned again with the file's
+    // vCPUs only (see `Settings`).
+    let plan = match snp_model::igvm_file::plan(igvm, cfg) {
+        Err(LoadError::MissingVmsa { vp }) if vp > 0 => {
+            snp_model::igvm_file::plan(igvm, HostConfig { vcpus: vp, ..cfg })
+        }
+        r => r,
+    }
+    .map_err(|e| format!("IGVM file refused: {e:?}"))?;
     let mut mem = Memory::new(s.memory);
     let mut rmp = Rmp::new(s.memory / 4096);
     let launched = snp_model::launch::launch(&plan, &mut mem, &mut rmp, &VMPCK)
@@ -102,12 +128,23 @@ pub fn run_machine(
     let host = Host::new(Profile::default(), s.vcpus, launched.vmsas.len() as u32);
     let mut cpu = SvmCpu::new(mem.host_address() as u64, mem.size());
     let mut m = Machine::new(mem, rmp, host, psp, ModelDevices::default(), &launched);
-    let end = loop {
-        if let Err(stop) = m.step(&mut cpu, 0) {
-            break End::Stopped(stop);
+    m.record.tsc_hz = tsc_hz;
+    let end = 'run: loop {
+        for vcpu in 0..s.vcpus {
+            if !m.runnable(vcpu) {
+                continue;
+            }
+            match m.step(&mut cpu, vcpu) {
+                Err(stop) if vcpu == 0 => break 'run End::Stopped(stop),
+                Err(stop) => log::info!("vCPU {vcpu} stopped: {} ({stop:?})", stop.reason()),
+                Ok(()) => {}
+            }
+            if let Some(v) = m.devices.debug_exit {
+                break 'run End::DebugExit(v);
+            }
         }
-        if let Some(v) = m.devices.debug_exit {
-            break End::DebugExit(v);
+        if !m.runnable(0) {
+            break End::Stopped(Stop::ResetHold);
         }
     };
     Ok((m.record.render(), end))
@@ -120,8 +157,8 @@ mod tests {
     #[test]
     fn settings_take_bounded_values_only() {
         assert_eq!(Settings::from_options(None, None), Settings::DEFAULT);
-        let s = Settings::from_options(Some("512"), Some("2"));
-        assert_eq!((s.memory, s.vcpus), (512 << 20, 2));
+        let s = Settings::from_options(Some("512"), Some("1"));
+        assert_eq!((s.memory, s.vcpus), (512 << 20, 1));
         let s = Settings::from_options(Some("4096"), Some("0"));
         assert_eq!(s, Settings::DEFAULT);
         let s = Settings::from_options(Some("lots"), Some("3"));

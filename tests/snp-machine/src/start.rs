@@ -88,7 +88,10 @@ fn launch_and_run(info: &BootInfo, igvm: &[u8]) -> ! {
         settings.memory >> 20,
         settings.vcpus
     );
-    let (record, end) = run_machine(igvm, settings).unwrap_or_else(|e| fail(format_args!("{e}")));
+    let tsc_hz = bare::cpu::tsc::hz();
+    info!("TSC: {tsc_hz:?} Hz");
+    let (record, end) =
+        run_machine(igvm, settings, tsc_hz).unwrap_or_else(|e| fail(format_args!("{e}")));
     bare::console::debugcon::write_bytes(record.as_bytes());
     let (used, free) = HEAP.usage();
     info!("heap: {} KiB used, {} KiB free", used >> 10, free >> 10);

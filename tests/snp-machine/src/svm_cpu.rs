@@ -230,6 +230,10 @@ impl Cpu for SvmCpu {
     fn unmap(&mut self, gpa: u64) {
         SvmCpu::unmap(self, gpa);
     }
+
+    fn tsc(&self) -> u64 {
+        bare::svm::rdtsc()
+    }
 }
 
 #[cfg(test)]

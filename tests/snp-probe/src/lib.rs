@@ -8,10 +8,12 @@
 //! - [`guest_request`]: the MSG_REPORT_REQ message sealed with VMPCK0 and the response
 //!   opened with it (AES-256-GCM);
 //! - [`vmpl2`]: the VMSA of the probe's VMPL2 context;
+//! - [`ap`]: the VMSA of the probe's application processor (vCPU 1);
 //! - [`hex`]: the report printed in hex.
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod ap;
 pub mod cpuid_page;
 pub mod guest_request;
 pub mod hex;

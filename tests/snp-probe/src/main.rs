@@ -9,11 +9,14 @@
 //! it, the VMPL2 context created through the AP-creation exit and run through the
 //! run-VMPL exit (it returns with the MSR-protocol VMPL request), and an attestation
 //! report through an SNP guest request with VMPCK0, printed in hex between
-//! `probe-report-begin` and `probe-report-end`. It terminates through the GHCB MSR
+//! `probe-report-begin` and `probe-report-end`, then a second vCPU (APIC ID 1, VMPL0)
+//! created through the AP-creation exit that writes a marker the boot vCPU reads. It terminates through the GHCB MSR
 //! protocol with reason set 1, code 0 on success (a failed step's number otherwise).
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 
+#[cfg(target_os = "none")]
+mod ap_run;
 #[cfg(target_os = "none")]
 mod rt;
 #[cfg(target_os = "none")]

@@ -100,6 +100,9 @@ pub fn run(bp_gpa: u64, c_bit: u32) -> ! {
     ap_create_vmpl2(9, vmsa_gpa);
     run_vmpl2(10, vmsa_gpa);
     report(11, bp.secrets_gpa);
+    if let Err(what) = crate::ap_run::run() {
+        fail(12, "ap-run", format_args!("{what}"));
+    }
     say!("probe-done ok");
     terminate(0)
 }

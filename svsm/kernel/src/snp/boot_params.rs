@@ -31,6 +31,9 @@ pub struct SnpLayout {
     /// secrets, CPUID, the host's memory-map and vCPU-count areas): Vigil's free pages
     /// end there.
     pub params_low: u64,
+    /// The lower-VMPL guest's image as launched: (start, end, entry) from `fw_start`,
+    /// `fw_size`, `fw_entry` (0x060..0x078), end saturating.
+    pub fw: (u64, u64, u64),
 }
 
 /// A refused `BootParams` (field and offset named).
@@ -212,6 +215,11 @@ pub fn check(
     Ok(SnpLayout {
         vigil: (start, end),
         params_low,
+        fw: (
+            bp.fw_start,
+            bp.fw_start.saturating_add(bp.fw_size),
+            bp.fw_entry,
+        ),
         cpuid_gpa: bp.cpuid_gpa,
         secrets_gpa: bp.secrets_gpa,
         vcpus: bp.vcpus,

@@ -123,45 +123,22 @@ pub mod frames {
 #[cfg(target_os = "none")]
 pub mod make {
     use monitor::addr::PageSize;
-    use monitor::ghcb::{check_psc_answer, psc_continue, psc_request, PscProgress};
     use monitor::platform::PscRequest;
     use svsm_abi::ghcb::{term, PSC_MAX_ENTRIES};
     use svsm_abi::rmp::ret;
 
     use super::{private_requests, PAGE, SIZE_2M};
     use crate::cpu::instr::pvalidate;
-    use crate::snp::{fail, ghcb};
+    use crate::snp::fail;
 
-    /// Sends one page-state change (at most 253 entries) and follows the host's partial
-    /// answers to the end; every answer is checked. Ends the boot on any failure.
+    /// Sends one page-state change (`snp::platform::psc`); ends the boot on failure.
     pub fn psc(req: &[PscRequest]) {
-        let gpa = monitor::addr::Gpa(ghcb::page::gpa());
-        let Some(mut g) = psc_request(gpa, req) else {
+        if let Err(e) = crate::snp::platform::psc(req) {
             fail(
                 term::PAGE_STATE,
-                format_args!("page-state change of {} entries", req.len()),
-            )
-        };
-        // Each round must move cur_entry forward (checked), so n + 1 rounds suffice.
-        for _ in 0..=req.len() {
-            let a = ghcb::page::call_raw(&g)
-                .unwrap_or_else(|e| fail(term::PAGE_STATE, format_args!("PSC exit: {e:?}")));
-            let bytes: &[u8; 4096] = zerocopy::IntoBytes::as_bytes(&a)
-                .try_into()
-                .unwrap_or_else(|_| fail(term::PAGE_STATE, format_args!("GHCB size")));
-            match check_psc_answer(&g, bytes) {
-                Ok(PscProgress::Done) => return,
-                Ok(PscProgress::Partial(from)) => psc_continue(&mut g, from),
-                Err(e) => fail(
-                    term::PAGE_STATE,
-                    format_args!("page-state change from {:#x}: {e:?}", req[0].gpa.0),
-                ),
-            }
+                format_args!("page-state change from {:#x}: {e:?}", req[0].gpa.0),
+            );
         }
-        fail(
-            term::PAGE_STATE,
-            format_args!("page-state change never completed"),
-        )
     }
 
     /// PVALIDATE one page of Vigil's own memory, identity-mapped private.

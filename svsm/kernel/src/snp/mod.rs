@@ -21,6 +21,7 @@
 pub mod boot_params;
 pub mod cpuid;
 pub mod ghcb;
+pub mod guest;
 pub mod memory;
 pub mod msr_protocol;
 pub mod shared;

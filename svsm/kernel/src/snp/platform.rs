@@ -78,9 +78,36 @@ fn send(g: &Ghcb) -> Result<Ghcb, HostError> {
     call_raw(g).map_err(|_| HostError::Inconsistent("GHCB page busy or not ready"))
 }
 
+/// A page-state change through the GHCB page (#56421 4.1.6): at most 253 entries per
+/// exit; a partial answer is re-issued from the host's `cur_entry`; every answer is
+/// checked (`monitor::ghcb::check_psc_answer`). Used for Vigil's own pages at boot too.
+pub fn psc(req: &[PscRequest]) -> Result<(), HostError> {
+    for chunk in req.chunks(PSC_MAX_ENTRIES) {
+        let ghcb = Gpa(super::ghcb::page::gpa());
+        let mut g = psc_request(ghcb, chunk).ok_or(HostError::Inconsistent("psc size"))?;
+        let mut done = false;
+        // Each round must move cur_entry forward (checked), so n + 1 rounds suffice.
+        for _ in 0..=chunk.len() {
+            let a = send(&g)?;
+            match check_psc_answer(&g, answer_bytes(&a)?)? {
+                PscProgress::Done => {
+                    done = true;
+                    break;
+                }
+                PscProgress::Partial(from) => psc_continue(&mut g, from),
+            }
+        }
+        if !done {
+            return Err(HostError::Inconsistent("psc never completed"));
+        }
+    }
+    Ok(())
+}
+
 impl SnpPlatform {
     /// Guest RAM ends at `ram_end`; `vigil` is never reached through the platform;
-    /// `msg` are two 4 KiB frames already made shared and mapped shared at their GPA.
+    /// `msg` are two 4 KiB frames already made shared and mapped shared at their GPA
+    /// ((0, 0): none; `guest_request` then refuses).
     pub fn new(vigil: (u64, u64), ram_end: u64, guest_vmpl: u8, msg: (u64, u64)) -> Self {
         Self {
             vigil,
@@ -220,25 +247,7 @@ impl Platform for SnpPlatform {
     }
 
     fn page_state_change(&mut self, req: &[PscRequest]) -> Result<(), HostError> {
-        for chunk in req.chunks(PSC_MAX_ENTRIES) {
-            let ghcb = Gpa(super::ghcb::page::gpa());
-            let mut g = psc_request(ghcb, chunk).ok_or(HostError::Inconsistent("psc size"))?;
-            let mut done = false;
-            for _ in 0..=chunk.len() {
-                let a = send(&g)?;
-                match check_psc_answer(&g, answer_bytes(&a)?)? {
-                    PscProgress::Done => {
-                        done = true;
-                        break;
-                    }
-                    PscProgress::Partial(from) => psc_continue(&mut g, from),
-                }
-            }
-            if !done {
-                return Err(HostError::Inconsistent("psc never completed"));
-            }
-        }
-        Ok(())
+        psc(req)
     }
 
     fn ap_create(
@@ -254,6 +263,9 @@ impl Platform for SnpPlatform {
     }
 
     fn guest_request(&mut self, request: &[u8; 4096]) -> Result<[u8; 4096], HostError> {
+        if self.msg.0 == 0 || self.msg.1 == 0 {
+            return Err(HostError::Inconsistent("no guest-request pages"));
+        }
         // SAFETY: `msg.0` is Vigil's frame, shared and mapped shared at its GPA, used
         // for nothing else; the host may read it (it is the request).
         unsafe { core::ptr::copy_nonoverlapping(request.as_ptr(), self.msg.0 as *mut u8, 4096) };

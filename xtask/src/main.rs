@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_model;
 mod cargo;
 mod cpio;
 mod doc_commands;
@@ -128,6 +129,10 @@ enum Cmd {
 
 #[derive(Subcommand)]
 enum BenchWhat {
+    /// The SNP machine model (issue 9): host exits and TSC cycles per VMPL round trip
+    /// and the time to VMPL0's and the lower VMPL's first instruction, from the model's
+    /// record, with the model's hand-made guest as the baseline (xtask/src/bench_model.rs).
+    Model,
     /// Boot the kernel N times and report the time to its banner and to its exit, with a
     /// baseline (a trivial PVH image, and `qemu -version`) measured in the same run.
     Boot {
@@ -647,6 +652,18 @@ fn main() {
                 Ok(()) => 0,
                 Err(e) => {
                     eprintln!("bench exits failed: {e}");
+                    1
+                }
+            }
+        }
+        Cmd::Bench {
+            what: BenchWhat::Model,
+        } => {
+            let mut ctx = Ctx::new(ws, AccelChoice::Tcg);
+            match bench_model::run(&mut ctx) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("bench model failed: {e}");
                     1
                 }
             }

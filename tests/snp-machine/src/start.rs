@@ -212,9 +212,33 @@ fn fault() -> ! {
 }
 
 /// The hand-made guest (`-append probe=demo`): proves the SVM loop without the machine.
+/// Its record (debugcon) is the bench's baseline: the TSC frequency, `mark
+/// name=first-entry` just before its first VMRUN, `mark name=last-exit` after its last
+/// exit, and its exits.
 fn run_demo() -> ! {
     let (mut mem, mut cpu) = small_guest();
-    let seen = demo::run(&mut cpu, mem.as_mut_bytes());
+    let tsc_hz = bare::cpu::tsc::hz();
+    let first = bare::svm::rdtsc();
+    let exits = demo::run(&mut cpu, mem.as_mut_bytes());
+    let last = bare::svm::rdtsc();
+    demo::log_exits(&exits);
+    let seen: alloc::vec::Vec<u64> = exits.iter().map(|(e, _)| e.code).collect();
+    let mut record = snp_model::record::Record {
+        tsc_hz,
+        ..Default::default()
+    };
+    for (name, tsc) in [("first-entry", first), ("last-exit", last)] {
+        record.marks.push(snp_model::record::Mark {
+            name: name.into(),
+            vcpu: 0,
+            vmpl: 0,
+            tsc,
+        });
+    }
+    for code in &seen {
+        record.exit(*code, 0);
+    }
+    bare::console::debugcon::write_bytes(record.render().as_bytes());
     let expected = [
         bare::svm::vmcb::exit::NPF,
         bare::svm::vmcb::exit::CPUID,

@@ -74,6 +74,18 @@ pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
         sev_features: sev_status >> 2,
     };
     let mut plat = super::guest::make::start(&start);
+    if super::report::ENABLED {
+        let vmpck0 = super::guest::make::secrets(&layout).vmpck0;
+        match super::report::check(&mut plat, vmpck0) {
+            Ok((v, m)) => {
+                log::info!("guest request with VMPCK0: report v{v}, measurement {m:016x}..")
+            }
+            Err(step) => fail(
+                term::GUEST_REQUEST_AUTH,
+                format_args!("report check: {step}"),
+            ),
+        }
+    }
     if ENTER_GUEST {
         kprintln!(
             "vigil: guest entry {:#x} at VMPL{} (run-VMPL exit)",

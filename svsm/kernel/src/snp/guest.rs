@@ -124,6 +124,50 @@ pub mod make {
         pub sev_features: u64,
     }
 
+    /// Two of Vigil's frames made shared for the guest-request pages: PVALIDATE rescind
+    /// (so the host never flips a page Vigil still holds private), page-state change to
+    /// shared, the identity leaf re-pointed without the C-bit, INVLPG.
+    fn message_pages(plat: &mut SnpPlatform) -> (u64, u64) {
+        use crate::mm::address::{PhysAddr, VirtAddr};
+        let mut pair = [0u64; 2];
+        for p in pair.iter_mut() {
+            let f = frames::alloc().unwrap_or_else(|| stop("no message frame", 0));
+            // SAFETY: a frame of Vigil's pool, just handed out, referenced by nothing.
+            let out = unsafe { crate::cpu::instr::pvalidate(f, false, false) };
+            let shared = out.ret == 0
+                && !out.unchanged
+                && plat
+                    .page_state_change(&[monitor::platform::PscRequest {
+                        gpa: Gpa(f),
+                        size: PageSize::Size4K,
+                        op: monitor::platform::PscOp::Shared,
+                    }])
+                    .is_ok();
+            let mapped = shared
+                && crate::mm::with_page_tables(|pt| {
+                    pt.remap_page(
+                        VirtAddr(f),
+                        PhysAddr(f),
+                        crate::mm::paging::Perm::ReadWrite,
+                        false,
+                    )
+                }) == Some(Ok(true));
+            if !mapped {
+                stop("message frame not made shared", f);
+            }
+            crate::cpu::instr::invlpg(f);
+            *p = f;
+        }
+        (pair[0], pair[1])
+    }
+
+    /// The secrets page the PSP wrote (mapped read-only at its GPA by Vigil's tables).
+    pub fn secrets(layout: &SnpLayout) -> SecretsPage {
+        // SAFETY: the secrets page is a launched page of the Vigil region, mapped
+        // read-only and private by Vigil's tables; the PSP wrote it, nothing else does.
+        unsafe { core::ptr::read(layout.secrets_gpa as *const SecretsPage) }
+    }
+
     /// Step 1: the launch region's pages beyond the ELF made private, validated and
     /// written.
     fn launch_region(plat: &mut SnpPlatform, g: &GuestStart<'_>, secrets: &SecretsPage) {
@@ -168,15 +212,15 @@ pub mod make {
         if fw_start < GUEST_BASE || fw_end > IMAGE_END || fw_start >= fw_end {
             stop("guest ELF outside 16-17 MiB (start)", fw_start);
         }
-        // SAFETY: the secrets page is a launched page of the Vigil region, mapped
-        // read-only and private by Vigil's tables; the PSP wrote it, nothing else does.
-        let secrets: SecretsPage =
-            unsafe { core::ptr::read(g.layout.secrets_gpa as *const SecretsPage) };
+        let secrets = secrets(g.layout);
         let guest_vmpl = g.layout.guest_vmpl as u8;
         let vmpl =
             Vmpl::new(guest_vmpl).unwrap_or_else(|| stop("guest VMPL", u64::from(guest_vmpl)));
-        // No guest-request pages yet: they are made shared when the monitor runs here.
         let mut plat = SnpPlatform::new((0, VIGIL_END), GUEST_END, guest_vmpl, (0, 0));
+        if crate::snp::report::ENABLED {
+            let msg = message_pages(&mut plat);
+            plat = SnpPlatform::new((0, VIGIL_END), GUEST_END, guest_vmpl, msg);
+        }
         launch_region(&mut plat, g, &secrets);
         // Step 2: every launch-region page open to the guest.
         let first = fw_start & !0xfff;

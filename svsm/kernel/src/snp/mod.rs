@@ -31,6 +31,8 @@ pub mod vc;
 pub mod boot;
 #[cfg(target_os = "none")]
 pub mod platform;
+#[cfg(target_os = "none")]
+pub mod report;
 
 #[cfg(target_os = "none")]
 static CPUID_TABLE: spin::Once<cpuid::CpuidTable<'static>> = spin::Once::new();

@@ -75,6 +75,28 @@ pub unsafe fn load(tss_addr: u64) {
     }
 }
 
+/// Loads the GDT the boot CPU filled, and its code and data selectors, on an AP (no
+/// TSS: the boot CPU's is busy, `cpu::smp`).
+///
+/// # Safety
+/// After [`load`] ran on the boot CPU; interrupts off.
+#[cfg(target_os = "none")]
+pub unsafe fn load_without_tss() {
+    let gdtr = DescriptorTablePointer {
+        limit: (core::mem::size_of::<[u64; 5]>() - 1) as u16,
+        base: VirtAddr::new(GDT.0.get() as u64),
+    };
+    // SAFETY: the GDT holds the same valid code/data descriptors `load` relies on and is
+    // not written again; CS is reloaded with a far return to a 64-bit code segment.
+    unsafe {
+        lgdt(&gdtr);
+        CS::set_reg(SegmentSelector(KERNEL_CS));
+        DS::set_reg(SegmentSelector(KERNEL_DS));
+        ES::set_reg(SegmentSelector(KERNEL_DS));
+        SS::set_reg(SegmentSelector(KERNEL_DS));
+    }
+}
+
 /// The selectors currently in CS and TR.
 pub fn current_cs_tr() -> (u16, u16) {
     let tr: u16;

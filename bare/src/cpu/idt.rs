@@ -114,6 +114,33 @@ pub unsafe fn load() {
     unsafe { x86_64::instructions::tables::lidt(&idtr) };
 }
 
+/// Points the gate of `vector` at `handler` (an interrupt gate, kernel code, no IST).
+///
+/// # Safety
+/// After [`load`], before any CPU can take `vector`; `handler` is an interrupt handler
+/// that ends with IRETQ.
+#[cfg(target_os = "none")]
+pub unsafe fn set_gate(vector: u8, handler: u64) {
+    // SAFETY: the caller ensures no CPU takes `vector` while its gate is written.
+    unsafe { (*IDT.0.get())[vector as usize] = Gate::interrupt(handler, super::gdt::KERNEL_CS, 0) };
+}
+
+/// Loads the IDT the boot CPU filled (on an AP, `cpu::smp`).
+///
+/// # Safety
+/// After [`load`] ran on the boot CPU.
+#[cfg(target_os = "none")]
+pub unsafe fn reload() {
+    use x86_64::structures::DescriptorTablePointer;
+    use x86_64::VirtAddr;
+    let idtr = DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: VirtAddr::new(IDT.0.get() as u64),
+    };
+    // SAFETY: `load` filled every gate and the IDT is never written again.
+    unsafe { x86_64::instructions::tables::lidt(&idtr) };
+}
+
 /// A copy of the gate for `vector`.
 pub fn gate(vector: u8) -> Gate {
     // SAFETY: after `load` the IDT is never written again; before it, it is all-absent.

@@ -1,11 +1,12 @@
 //! CPU set-up: the GDT with a TSS ([`gdt`], [`tss`]), the IDT ([`idt`]) with 256 stubs
 //! that report every exception and end the run ([`exceptions`]); the TSC's frequency
-//! ([`tsc`]).
+//! ([`tsc`]); starting a second CPU ([`smp`]).
 
 #[cfg(target_os = "none")]
 pub mod exceptions;
 pub mod gdt;
 pub mod idt;
+pub mod smp;
 pub mod tsc;
 pub mod tss;
 #[cfg(target_os = "none")]

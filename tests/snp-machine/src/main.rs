@@ -27,6 +27,8 @@ mod svm_cpu;
 mod vmsa_state;
 
 #[cfg(target_os = "none")]
+mod smp_run;
+#[cfg(target_os = "none")]
 mod start;
 
 #[cfg(not(target_os = "none"))]

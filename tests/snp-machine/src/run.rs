@@ -3,12 +3,12 @@
 //!
 //! Two vCPUs (`-append vcpus=2`): vCPU 1 has no launch VMSA and waits until the guest
 //! creates it through the host (GHCB AP creation, `Machine::runnable`). Both run on the
-//! model's boot CPU, time-sliced one exit at a time (vCPU 0, then vCPU 1 if it is
-//! runnable, and so on): a vCPU runs until its next #VMEXIT, so a guest vCPU that spins
-//! without exiting holds the physical CPU (the probe's waits make an exit in every
-//! round). Running vCPU 1 on QEMU's second CPU is not done yet (docs/snp-model.md,
-//! "Left out"). A stop of vCPU 1 is logged and recorded, and it stays halted; a stop
-//! of vCPU 0 ends the run.
+//! model's second CPU when it starts (`smp_run`: the AP runs vCPU 1, the boot CPU vCPU
+//! 0, under one lock); if it does not, both run on the boot CPU, time-sliced one exit
+//! at a time (vCPU 0, then vCPU 1 if it is runnable, and so on): a vCPU runs until its
+//! next #VMEXIT, so a guest vCPU that spins without exiting holds the physical CPU (the
+//! probe's waits make an exit in every round). A stop of vCPU 1 is logged and recorded,
+//! and it stays halted; a stop of vCPU 0 ends the run.
 //!
 //! Launch (docs/snp-model.md, "Launch"): `igvm_file::plan` turns the file into the pages
 //! and VMSAs a QEMU+KVM host would load for the qemu-kvm profile, `launch::launch`
@@ -129,6 +129,13 @@ pub fn run_machine(
     let mut cpu = SvmCpu::new(mem.host_address() as u64, mem.size());
     let mut m = Machine::new(mem, rmp, host, psp, ModelDevices::default(), &launched);
     m.record.tsc_hz = tsc_hz;
+    #[cfg(target_os = "none")]
+    if s.vcpus > 1 {
+        match tsc_hz.map(crate::smp_run::start_ap) {
+            Some(true) => return Ok(run_smp(m, cpu)),
+            _ => log::warn!("the second CPU did not start: vCPU 1 shares the boot CPU"),
+        }
+    }
     let end = 'run: loop {
         for vcpu in 0..s.vcpus {
             if !m.runnable(vcpu) {
@@ -148,6 +155,28 @@ pub fn run_machine(
         }
     };
     Ok((m.record.render(), end))
+}
+
+/// vCPU 0 on this CPU while the AP runs vCPU 1 (`smp_run`); the record when vCPU 0
+/// stops or the guest writes isa-debug-exit.
+#[cfg(target_os = "none")]
+fn run_smp(m: Machine<ModelDevices, Psp>, cpu: SvmCpu) -> (alloc::string::String, End) {
+    use crate::smp_run::{publish, Shared, SHARED};
+    *SHARED.lock() = Some(Shared { m, cpu });
+    loop {
+        let mut g = SHARED.lock();
+        let Some(s) = g.as_mut() else {
+            return (alloc::string::String::new(), End::Stopped(Stop::NoVcpu));
+        };
+        let end = match s.m.step(&mut s.cpu, 0) {
+            Err(stop) => Some(End::Stopped(stop)),
+            Ok(()) => s.m.devices.debug_exit.map(End::DebugExit),
+        };
+        publish(s.m.runnable(1));
+        if let Some(end) = end {
+            return (s.m.record.render(), end);
+        }
+    }
 }
 
 #[cfg(test)]

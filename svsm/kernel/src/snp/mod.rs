@@ -24,6 +24,7 @@ pub mod ghcb;
 pub mod guest;
 pub mod memory;
 pub mod msr_protocol;
+pub mod rmp;
 pub mod shared;
 pub mod vc;
 

@@ -34,13 +34,14 @@ use monitor::platform::{
 };
 use svsm_abi::calling_area::SvsmRegs;
 use svsm_abi::ghcb::{exit, offset, Ghcb, PSC_MAX_ENTRIES};
-use svsm_abi::rmp::{ret, rmpadjust_attrs};
+use svsm_abi::rmp::rmpadjust_attrs;
 use svsm_abi::vmsa::Vmsa;
 use zerocopy::{FromZeros, IntoBytes};
 
 use super::ghcb::page::call_raw;
 use super::memory::WINDOW_VA;
-use crate::cpu::instr::{invlpg, pvalidate, rmpadjust, RmpOutcome};
+use super::rmp::{guest_page, pvalidate_outcome, rmp_result};
+use crate::cpu::instr::{invlpg, pvalidate, rmpadjust};
 use crate::mm::address::{PhysAddr, VirtAddr};
 use crate::mm::paging::Perm;
 use crate::mm::with_page_tables;
@@ -56,16 +57,6 @@ pub struct SnpPlatform {
     vmsas: Vec<(u32, u64)>,
     /// Set by `terminate` (on hardware it does not return).
     pub terminated: Option<TermReason>,
-}
-
-fn rmp_result(out: RmpOutcome) -> Result<(), RmpError> {
-    match out.ret {
-        ret::SUCCESS => Ok(()),
-        ret::FAIL_PERMISSION => Err(RmpError::FailPermission),
-        ret::FAIL_INUSE => Err(RmpError::FailInUse),
-        ret::FAIL_SIZEMISMATCH => Err(RmpError::FailSizeMismatch),
-        _ => Err(RmpError::FailInput),
-    }
 }
 
 fn answer_bytes(g: &Ghcb) -> Result<&[u8; 4096], HostError> {
@@ -126,7 +117,7 @@ impl SnpPlatform {
     }
 
     fn guest_page(&self, gpa: u64) -> bool {
-        gpa < self.ram_end && (gpa >= self.vigil.1 || gpa + 4096 <= self.vigil.0)
+        guest_page(gpa, self.vigil, self.ram_end)
     }
 
     /// Points the window at the 4 KiB page `gpa` (private) and returns the VA.
@@ -217,12 +208,7 @@ impl Platform for SnpPlatform {
         // SAFETY: a guest page (outside the Vigil region), reached only through the
         // window; no Rust reference points into it.
         let out = unsafe { pvalidate(va, size == PageSize::Size2M, validate) };
-        rmp_result(out)?;
-        Ok(if out.unchanged {
-            PvalidateOutcome::Unchanged
-        } else {
-            PvalidateOutcome::Changed
-        })
+        pvalidate_outcome(out.ret, out.unchanged)
     }
 
     fn rmpadjust(
@@ -243,7 +229,7 @@ impl Platform for SnpPlatform {
         let attrs = rmpadjust_attrs(target.get(), perms.bits(), vmsa);
         // SAFETY: VMPL0 sets a lower VMPL's rights on a guest page (or the VMSA bit of
         // a VMSA page) the monitor's records allow.
-        rmp_result(unsafe { rmpadjust(va, size == PageSize::Size2M, attrs) })
+        rmp_result(unsafe { rmpadjust(va, size == PageSize::Size2M, attrs) }.ret)
     }
 
     fn page_state_change(&mut self, req: &[PscRequest]) -> Result<(), HostError> {

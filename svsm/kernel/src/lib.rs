@@ -8,8 +8,8 @@
 //! 1. CPU: GDT, TSS with IST stacks for #DF/NMI/#MC/#VC, IDT (every later fault is caught);
 //! 2. the platform (`platform::select`): SEV_STATUS first, before any port or CPUID
 //!    (both raise #VC under SEV-ES/SNP); SNP after an IGVM entry takes the SNP path
-//!    (`snp::boot`: GHCB, #VC handler, console, then a reasoned end, SNP_NOT_YET, where
-//!    the monitor would start), SEV-ES without SNP is refused, a native machine gets
+//!    (`snp::boot`: GHCB, #VC handler, console, own memory and page tables, the guest
+//!    prepared at VMPL2, then a reasoned end, SNP_NOT_YET, before its entry), SEV-ES without SNP is refused, a native machine gets
 //!    the native backend (COM1, isa-debug-exit, CPUID);
 //! 3. console: the `log` backend over the platform's console, then the banner;
 //! 4. boot information: `hvm_start_info`, memory map and command line, checked and copied;

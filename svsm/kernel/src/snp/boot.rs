@@ -11,7 +11,11 @@
 //! 5. the GHCB page made shared (`shared`) and registered (REG_GPA, GFN echoed);
 //! 6. console: COM1 programmed through #VC (IOIO), the logger, the banner;
 //! 7. a #VC self-check (one CPUID instruction answered by the handler equals the page);
-//! 8. what is not done yet is logged, and the boot ends with `SNP_NOT_YET`.
+//! 8. Vigil's own memory (`own_memory`): the rest of the region validated, page tables
+//!    with the C-bit loaded, the heap started;
+//! 9. the guest prepared at its VMPL (`guest::make::start`), the guest-request check if
+//!    `report::ENABLED`;
+//! 10. the guest entered if [`ENTER_GUEST`], else the boot ends with `SNP_NOT_YET`.
 //!
 //! Any failure ends the boot with its own termination reason (`svsm_abi::ghcb::term`).
 

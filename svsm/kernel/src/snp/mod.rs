@@ -1,5 +1,7 @@
-//! The `snp` backend, first part: Vigil booted from its IGVM file on an SEV-SNP machine,
-//! up to a working console and a clean, reasoned end (issue 10).
+//! The `snp` backend: Vigil booted from its IGVM file on an SEV-SNP machine, its own
+//! memory validated and mapped with the C-bit, the guest prepared at its VMPL, and a
+//! clean, reasoned end before the guest's entry (issue 10; docs/kernel.md, "The SNP
+//! boot", says where and why it ends).
 //!
 //! One concern per file:
 //! * [`boot_params`]: the checks on the measured `BootParams` page;
@@ -10,13 +12,18 @@
 //!   C-bit cleared, TLB flushed);
 //! * [`ghcb`]: exits through the GHCB page (IOIO, MSR), answers checked;
 //! * [`vc`]: the #VC handler;
+//! * [`memory`]: the free part of the Vigil region made private and validated, its
+//!   split into heap and 4 KiB frame pool;
+//! * [`rmp`]: RMP results and reachable GPAs as pure rules;
+//! * `platform`: `monitor::Platform` on SNP (`SnpPlatform`);
+//! * [`guest`]: the guest's launch region, page tables, VMSA and AP creation;
+//! * `report`: the boot's guest-request check with VMPCK0 (off by default);
 //! * [`boot`]: the sequence that ties them together (`kernel_main`'s SNP path).
 //!
 //! The kernel seam's SNP platform (console over the GHCB, exit by termination request,
-//! CPUID from the page) is `platform::snp`. Not written yet (the next part): Vigil's own
-//! page tables with the C-bit, validation of the Vigil region the launch left
-//! unvalidated, the monitor's SNP platform (PVALIDATE/RMPADJUST for the guest, VMSA
-//! creation and VMPL switching, guest requests), per-CPU GHCBs for APs, #HV.
+//! CPUID from the page) is `platform::snp`. Not written yet: the monitor over
+//! `SnpPlatform` (image size), the guest's entry switched on (the test guest needs a #VC
+//! handler), per-CPU GHCBs for APs, #HV.
 
 pub mod boot_params;
 pub mod cpuid;

@@ -115,7 +115,7 @@ impl TermReason {
             Self::HostInconsistent => svsm_abi::ghcb::term::HOST_INCONSISTENT,
             Self::HostRefused => svsm_abi::ghcb::term::HOST_REFUSED,
             Self::GuestRequestFailed => svsm_abi::ghcb::term::GUEST_REQUEST_AUTH,
-            Self::VigilMemoryLost => 0x13,
+            Self::VigilMemoryLost => svsm_abi::ghcb::term::VIGIL_MEMORY_LOST,
         }
     }
 }

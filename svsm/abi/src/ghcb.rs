@@ -411,6 +411,34 @@ pub mod term {
     pub const EXIT_TESTS_FAILED: u64 = 0x21;
     /// A panic or an unexpected exception (`ExitCode::Fatal`).
     pub const EXIT_FATAL: u64 = 0x22;
+    /// The host took Vigil's own memory away (a #VC or a refused access on it).
+    pub const VIGIL_MEMORY_LOST: u64 = 0x24;
+
+    /// Every code of reason set 1, for the test that keeps them distinct.
+    pub const ALL: [u64; 22] = [
+        HOST_INCONSISTENT,
+        HOST_REFUSED,
+        GUEST_REQUEST_AUTH,
+        SNP_NOT_YET,
+        SEV_ES_WITHOUT_SNP,
+        BOOT_PARAMS,
+        CPUID_PAGE,
+        GHCB_VERSION,
+        HV_FEATURES,
+        GHCB_REGISTER,
+        PAGE_STATE,
+        PVALIDATE,
+        VC_UNEXPECTED,
+        VC_NESTED,
+        PAGE_TABLES,
+        HEAP,
+        GUEST_START,
+        EXIT_SUCCESS,
+        EXIT_TESTS_FAILED,
+        EXIT_FATAL,
+        VIGIL_MEMORY_LOST,
+        GENERAL,
+    ];
 }
 
 /// Page state change operations.
@@ -485,6 +513,17 @@ impl PscEntry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn termination_codes_are_distinct_and_fit_the_msr_field() {
+        let all = super::term::ALL;
+        for (i, a) in all.iter().enumerate() {
+            assert!(*a <= 0xff, "code {a:#x} does not fit bits 23:16");
+            for b in &all[i + 1..] {
+                assert_ne!(a, b, "two termination reasons share code {a:#x}");
+            }
+        }
+    }
+
     use super::*;
     /// GHCB spec SNP AP Creation: the VMPL of the VMSA travels in SW_EXITINFO1 19:16.
     #[test]

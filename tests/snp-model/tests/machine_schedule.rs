@@ -59,6 +59,10 @@ fn ap_creation_makes_vcpu1_run_its_vmsa_and_reset_hold_halts_it() {
     assert!(!m.runnable(1));
     assert_eq!(m.ghcb_msr(1, 0), 0x007);
     assert!(m.runnable(0), "vCPU 0 is not affected");
+    // Any other stop halts the vCPU too: a second entry would stop the same way.
+    let mut m2 = machine_with(2);
+    assert_eq!(m2.step(&mut cpu, 0).unwrap_err(), Stop::Halted);
+    assert!(!m2.runnable(0));
 
     // A second creation wakes it; a destruction of its running VMSA halts it.
     m.mem.write(GHCB, &ap_ghcb(1).0).unwrap();

@@ -217,16 +217,17 @@ impl<D: Devices, P: SecurityProcessor> Machine<D, P> {
     }
 
     /// One entry and the handling of its exit. `Err` says why the vCPU stopped (the
-    /// reason is counted in the record too). AP reset hold halts the vCPU until an AP
-    /// creation names it (`runnable` turns false); AP creations and destructions the
-    /// exit asked for are applied before this returns (`schedule`).
+    /// reason is counted in the record too). A stopped vCPU is halted (`runnable`
+    /// turns false) until an AP creation names it again: for AP reset hold that is
+    /// KVM's rule; for the other stops, where KVM would fail KVM_RUN and the VMM end
+    /// the VM, it keeps a stopped AP from being entered again while the boot vCPU
+    /// runs on. AP creations and destructions the exit asked for are applied before
+    /// this returns (`schedule`).
     pub fn step(&mut self, cpu: &mut impl Cpu, vcpu: u32) -> Result<(), Stop> {
         let r = self.step_inner(cpu, vcpu);
         if let Err(s) = &r {
             self.record.stop(vcpu, s.reason());
-            if *s == Stop::ResetHold {
-                self.halt(vcpu);
-            }
+            self.halt(vcpu);
         }
         self.apply_ap_requests();
         r

@@ -100,9 +100,14 @@ pub fn find_or_install(log: &mut dyn FnMut(&str)) -> Result<Qemu> {
         None => {
             let debian = Path::new("/etc/debian_version").exists();
             if debian && is_root() {
-                log("qemu-system-x86_64 missing: running `apt-get update` and `apt-get install -y qemu-system-x86` (Debian, root)");
+                log("qemu-system-x86_64 missing: running `apt-get update`, `apt-get install -y qemu-system-x86` and `apt-get clean` (Debian, root)");
                 let root = Path::new("/");
-                for args in [&["update"][..], &["install", "-y", "qemu-system-x86"][..]] {
+                // `clean` drops the downloaded packages: disk is short on some machines.
+                for args in [
+                    &["update"][..],
+                    &["install", "-y", "qemu-system-x86"][..],
+                    &["clean"][..],
+                ] {
                     let c = capture_env(
                         "apt-get",
                         args,

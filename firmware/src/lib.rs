@@ -11,6 +11,8 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod snp;
+
 use svsm_abi::attest_protocol::{AttestServicesRequest, ATTEST_SERVICES};
 use svsm_abi::calling_area::SvsmRegs;
 use svsm_abi::core_protocol::{call, result, SVSM_ATTEST_PROTOCOL, SVSM_CORE_PROTOCOL};

@@ -163,6 +163,9 @@ pub mod offset {
 pub mod exit {
     /// CPUID (#VC only: an SNP guest answers it from the CPUID page).
     pub const CPUID: u64 = 0x72;
+    /// HLT (APM vol. 2 appendix C). An automatic exit on SEV-ES/SNP, not a #VC, as the
+    /// APM lists them; named for a guest that forwards one through its GHCB anyway.
+    pub const HLT: u64 = 0x78;
     /// IN/OUT/INS/OUTS: SW_EXITINFO1 per [`super::ioio`], RAX holds the data.
     pub const IOIO: u64 = 0x7b;
     /// RDMSR/WRMSR: SW_EXITINFO1 0 = read, 1 = write; RCX the MSR, RDX:RAX the value.
@@ -314,6 +317,20 @@ pub mod msr {
     /// Builds an SEV information response (for tests and models of the host).
     pub const fn sev_info_response(min: u16, max: u16, cbit: u8) -> u64 {
         ((max as u64) << 48) | ((min as u64) << 32) | ((cbit as u64) << 24) | SEV_INFO_RESP
+    }
+    /// Builds a CPUID request (#56421 §2.3.1, GHCB MSR protocol, "CPUID Request"):
+    /// bits 63:32 the function, bits 31:30 the register wanted (0 EAX, 1 EBX, 2 ECX,
+    /// 3 EDX); the sub-function (ECX) is 0.
+    pub const fn cpuid_request(function: u32, register: u8) -> u64 {
+        ((function as u64) << 32) | (((register as u64) & 3) << 30) | CPUID_REQ
+    }
+    /// The register selector (bits 31:30) of a CPUID request or response.
+    pub const fn cpuid_register(value: u64) -> u8 {
+        ((value >> 30) & 3) as u8
+    }
+    /// The value of a CPUID response (bits 63:32).
+    pub const fn cpuid_value(resp: u64) -> u32 {
+        (resp >> 32) as u32
     }
     /// Builds a register-GHCB-GPA request for the page with frame number `gfn`
     /// (#56421, "SNP Guest GHCB GPA Registration": GFN in bits 63:12); the response
@@ -577,6 +594,16 @@ mod tests {
         assert_eq!(ioio::info1(0x3fd, 1, true), Some(0x03fd_0211));
         assert_eq!(ioio::info1(0xf4, 4, false), Some(0x00f4_0240));
         assert_eq!(ioio::info1(0xf4, 3, false), None);
+    }
+
+    #[test]
+    fn cpuid_request_puts_function_and_register_where_56421_does() {
+        // CPUID 0x8000_001F, EBX.
+        let r = msr::cpuid_request(0x8000_001f, 1);
+        assert_eq!(r, 0x8000_001f_4000_0004);
+        assert_eq!(msr::cpuid_register(r), 1);
+        assert_eq!(msr::cpuid_value(0x0000_0033_4000_0005), 0x33);
+        assert_eq!(msr::cpuid_request(1, 7) & (3 << 30), 3 << 30);
     }
 
     #[test]

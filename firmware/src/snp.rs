@@ -46,6 +46,9 @@ pub mod term {
     pub const VC_UNEXPECTED: u64 = 0x48;
     /// A #VC before the GHCB was registered (nothing can be forwarded).
     pub const VC_NO_GHCB: u64 = 0x49;
+    /// A GHCB-page exit started while another was in flight (a #VC inside the handler's
+    /// own exit).
+    pub const VC_NESTED: u64 = 0x4a;
 }
 
 /// Whether SEV_STATUS says SEV-SNP is active.

@@ -39,6 +39,18 @@ pub fn wrmsr(msr: u32, v: u64) {
     unsafe { Msr::new(msr).write(v) }
 }
 
+/// RDMSR of an MSR this guest may read (the GHCB MSR; on SNP the CPU answers it without
+/// a #VC, on `emulated` Vigil does).
+pub fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: reading the GHCB MSR has no side effect.
+    unsafe { Msr::new(msr).read() }
+}
+
+/// INVLPG: drops the translation of `addr` (a 2 MiB one whole).
+pub fn invlpg(addr: u64) {
+    x86_64::instructions::tlb::flush(VirtAddr::new(addr));
+}
+
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effect.
     unsafe { core::arch::x86_64::_rdtsc() }
@@ -102,6 +114,15 @@ impl Transport for Vmgexit {
     }
 }
 
+/// VMGEXIT with no register arguments: a GHCB MSR protocol request or a GHCB-page exit
+/// (the caller has written the GHCB MSR).
+pub fn vmgexit_bare() {
+    // SAFETY: VMGEXIT exits to the host (or Vigil), which answers in the GHCB MSR or the
+    // GHCB page, both read by the caller; no register is changed (the CPU restores the
+    // guest's state from its VMSA).
+    unsafe { asm!(".byte 0xf3, 0x0f, 0x01, 0xd9", options(nostack)) }
+}
+
 /// Only the VMGEXIT (the caller has set `call_pending` and the GHCB MSR): the benchmark
 /// times this.
 pub fn vmgexit(regs: SvsmRegs) -> SvsmRegs {
@@ -143,14 +164,17 @@ extern "C" {
     fn guest_exc_6();
     fn guest_exc_13();
     fn guest_exc_14();
+    fn guest_vc_entry();
 }
 
-/// Loads the GDT (same selectors as the boot state) and an IDT for #UD, #GP, #PF.
+/// Loads the GDT (same selectors as the boot state) and an IDT for #UD, #GP, #PF and
+/// #VC (vector 29, `guest::snp`; only SNP raises it).
 pub fn init_tables() {
     for (v, h) in [
         (6usize, guest_exc_6 as *const () as u64),
         (13, guest_exc_13 as *const () as u64),
         (14, guest_exc_14 as *const () as u64),
+        (29, guest_vc_entry as *const () as u64),
     ] {
         let lo = (h & 0xffff) | (0x08 << 16) | (0x8e00u64 << 32) | ((h >> 16) & 0xffff) << 48;
         IDT.0[v * 2].store(lo, Ordering::Relaxed);
@@ -242,6 +266,41 @@ pub fn probe_wrmsr(msr: u32, v: u64) -> Option<Fault> {
         error: FAULT_ERROR.load(Ordering::SeqCst),
         cr2: FAULT_CR2.load(Ordering::SeqCst),
     })
+}
+
+/// RDMSR that reports the fault (#GP) instead of dying.
+pub fn probe_rdmsr(msr: u32) -> Result<u64, Fault> {
+    FAULT_VECTOR.store(u64::MAX, Ordering::SeqCst);
+    let faulted: u64;
+    let (lo, hi): (u64, u64);
+    // SAFETY: RDMSR reads only; if it faults (#GP for an MSR Vigil does not answer)
+    // the handler resumes at label 2 with RAX = 1.
+    unsafe {
+        asm!(
+            "lea rax, [rip + 2f]",
+            "mov [rip + GUEST_RECOVER], rax",
+            "rdmsr",
+            "mov {lo}, rax",
+            "xor eax, eax",
+            "jmp 3f",
+            "2:",
+            "xor edx, edx",
+            "mov {lo}, 0",
+            "3:",
+            "mov qword ptr [rip + GUEST_RECOVER], 0",
+            lo = out(reg) lo,
+            in("ecx") msr,
+            out("rax") faulted, out("rdx") hi, options(nostack)
+        );
+    }
+    if faulted != 0 {
+        return Err(Fault {
+            vector: FAULT_VECTOR.load(Ordering::SeqCst),
+            error: FAULT_ERROR.load(Ordering::SeqCst),
+            cr2: FAULT_CR2.load(Ordering::SeqCst),
+        });
+    }
+    Ok((hi << 32) | (lo & 0xffff_ffff))
 }
 
 /// CPUID (exits to Vigil, answered by its policy).

@@ -1,6 +1,7 @@
 //! The test guest's program: the scripted session, the attacks, the summary.
 
 mod arch;
+mod snp;
 
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -245,6 +246,10 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
 /// The guest's own SNP AP Creation request through its GHCB page (Linux
 /// `vmgexit_ap_control`); `Err` holds the host's SW_EXITINFO1/2.
 fn ap_create(apic_id: u32, vmpl: u8, vmsa: u64) -> Result<(), (u64, u64)> {
+    // On SNP the host takes only the registered (shared) GHCB page.
+    if snp::active() {
+        return snp::ghcb_exit(&ap_create_ghcb(apic_id, vmpl, vmsa, SNP_ACTIVE)).map(|_| ());
+    }
     write_bytes(
         GHCB_PAGE,
         ap_create_ghcb(apic_id, vmpl, vmsa, SNP_ACTIVE).as_bytes(),
@@ -279,7 +284,23 @@ fn refused_with(rax: u64, want: u64) -> Result<&'static str, &'static str> {
 #[no_mangle]
 extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64) -> ! {
     arch::init_tables();
+    // On SNP nothing may be printed before `snp::setup` has made and registered the
+    // GHCB: the first COM1 write raises a #VC that only the GHCB can forward.
+    if snp::detect() {
+        let mut page = [0u8; 4096];
+        read_bytes(secrets, &mut page);
+        let Ok(info) = svsm_info(&page) else {
+            snp::terminate(vigil_firmware::snp::term::NO_SVSM)
+        };
+        snp::setup(&mut Svsm::new(Vmgexit, info.caa), LIST, ram_end);
+    }
     say!("guest: test guest at VMPL2: secrets page {secrets:#x}, RAM to {ram_end:#x}, unvalidated from {first_free:#x}");
+    if let Some(gpa) = snp::ghcb_gpa() {
+        say!(
+            "guest:   SEV-SNP: GHCB {gpa:#x} shared and registered, port I/O through #VC ({} so far)",
+            snp::IOIO_EVENTS.load(Ordering::Relaxed)
+        );
+    }
     let mut t = Tally {
         passed: 0,
         failed: 0,

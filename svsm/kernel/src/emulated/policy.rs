@@ -8,7 +8,9 @@
 //! * MSRs: an allow list. The GHCB MSR (0xC001_0130) is virtual, one per vCPU: it is how
 //!   the guest asks for the SVSM (the GHCB MSR protocol's "run VMPL 0" request before
 //!   VMGEXIT), as on SNP. EFER reads return the VMCB's value. TSC reads are allowed.
-//!   Every other MSR access gets #GP, as a real CPU gives for an absent MSR.
+//!   SEV_STATUS (0xC001_0131) reads 0: the guest is not encrypted here, and reading it
+//!   is how a guest (Linux, the test guest) tells SNP from no SEV; writes get #GP as on
+//!   SNP. Every other MSR access gets #GP, as a real CPU gives for an absent MSR.
 //! * Ports: COM1 (0x3F8-0x3FF) is passed through in the I/O permission map and never
 //!   exits. Port 0xF4 (isa-debug-exit) exits so that Vigil has the last word: it writes
 //!   the evidence and its statistics, then forwards the guest's value to the device.
@@ -20,6 +22,8 @@ pub use svsm_abi::ghcb::MSR_GHCB;
 pub const MSR_EFER: u32 = 0xc000_0080;
 /// TSC.
 pub const MSR_TSC: u32 = 0x10;
+/// SEV_STATUS (defined once in `svsm-abi`).
+pub use svsm_abi::sev_status::MSR_SEV_STATUS;
 use svsm_abi::ghcb::msr;
 
 /// The debug-exit port (the kernel's own, `crate::exit`).
@@ -44,6 +48,16 @@ pub enum MsrAction {
     Ok(u64),
     /// Inject #GP(0).
     Gp,
+}
+
+/// The value of a read of `msr` that the policy answers with a constant, or `None`
+/// (the caller decides: the per-vCPU MSRs, or #GP). SEV_STATUS is 0 on `emulated`: no
+/// SEV, SEV-ES or SNP bit (APM vol. 2 15.34.10), so the guest takes its unencrypted path.
+pub fn fixed_msr_read(msr: u32) -> Option<u64> {
+    match msr {
+        MSR_SEV_STATUS => Some(0),
+        _ => None,
+    }
 }
 
 /// Whether the GHCB MSR value asks for the SVSM at VMPL 0.
@@ -74,6 +88,15 @@ mod tests {
         assert!(is_svsm_request(0x016));
         assert!(!is_svsm_request(0x016 | (2 << 32)));
         assert!(!is_svsm_request(0x014));
+    }
+
+    #[test]
+    fn sev_status_reads_zero_and_nothing_else_is_fixed() {
+        assert_eq!(MSR_SEV_STATUS, 0xc001_0131);
+        assert_eq!(fixed_msr_read(MSR_SEV_STATUS), Some(0));
+        for m in [MSR_GHCB, MSR_EFER, MSR_TSC, 0xc001_0117, 0xc001_0132] {
+            assert_eq!(fixed_msr_read(m), None, "{m:#x}");
+        }
     }
 
     #[test]

@@ -792,6 +792,7 @@ impl Runner {
             (policy::MSR_GHCB, false) => MsrAction::Ok(v.ghcb_msr),
             (policy::MSR_EFER, false) => MsrAction::Ok(v.vmcb.save.efer),
             (policy::MSR_TSC, false) => MsrAction::Ok(svm::rdtsc()),
+            (m, false) => policy::fixed_msr_read(m).map_or(MsrAction::Gp, MsrAction::Ok),
             _ => MsrAction::Gp,
         };
         match action {

@@ -102,7 +102,10 @@ pub fn setup(s: &mut Svsm<Vmgexit>, list: u64, ram_end: u64) {
     //    protocol (a CPUID instruction would #VC, and the host's word alone is not
     //    trusted for it either).
     let cr3 = arch::cr3();
-    let low = ram_end.checked_next_power_of_two().unwrap_or(0).wrapping_sub(1);
+    let low = ram_end
+        .checked_next_power_of_two()
+        .unwrap_or(0)
+        .wrapping_sub(1);
     let pml4 = cr3 & low & !0xfff;
     let pml4e = read_u64(pml4 + ((gpa >> 39) & 511) * 8);
     let Ok(tables) = c_bit_from_tables(cr3, pml4e, ram_end) else {
@@ -145,7 +148,12 @@ pub fn setup(s: &mut Svsm<Vmgexit>, list: u64, ram_end: u64) {
     write_bytes(pde_at, &(pt_gpa | 0x3 | c).to_le_bytes());
     arch::invlpg(gpa);
     // 5. Registered (MSR protocol 0x012, the GFN echoed in 0x013).
-    if check_register(msr_request(msr::register_ghcb_request(gpa >> 12)), gpa >> 12).is_err() {
+    if check_register(
+        msr_request(msr::register_ghcb_request(gpa >> 12)),
+        gpa >> 12,
+    )
+    .is_err()
+    {
         terminate(term::GHCB_REGISTER);
     }
     write_bytes(gpa, Ghcb::new_zeroed_v2().as_bytes());

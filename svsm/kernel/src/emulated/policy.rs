@@ -22,9 +22,9 @@ pub use svsm_abi::ghcb::MSR_GHCB;
 pub const MSR_EFER: u32 = 0xc000_0080;
 /// TSC.
 pub const MSR_TSC: u32 = 0x10;
+use svsm_abi::ghcb::msr;
 /// SEV_STATUS (defined once in `svsm-abi`).
 pub use svsm_abi::sev_status::MSR_SEV_STATUS;
-use svsm_abi::ghcb::msr;
 
 /// The debug-exit port (the kernel's own, `crate::exit`).
 pub use crate::exit::DEBUG_EXIT_PORT as PORT_DEBUG_EXIT;

@@ -4,7 +4,11 @@
 //!
 //! Boot protocol (emulated platform, docs/emulated.md): 64-bit mode on identity page
 //! tables, RSI = the secrets page, RDI = benchmark iterations (0 = none), RDX = end of
-//! guest RAM, RCX = first GPA not validated at launch.
+//! guest RAM, RCX = first GPA not validated at launch. On SEV-SNP (Vigil booted from
+//! IGVM) the same, with the C-bit in CR3 and every table entry; the guest tells the two
+//! apart by SEV_STATUS and on SNP first makes a GHCB page of its own and a #VC gate for
+//! its port I/O (`guest/snp.rs`, the pure parts in `vigil_firmware::snp`), before it
+//! prints anything.
 //!
 //! Output: one line per step, `guest: <step> ... ok` / `... FAILED (<why>)`, attacks as
 //! `guest: attack <name> ... refused (<how>)` / `... NOT REFUSED`, then exactly

@@ -107,6 +107,12 @@ pub fn setup(s: &mut Svsm<Vmgexit>, list: u64, ram_end: u64) {
         .unwrap_or(0)
         .wrapping_sub(1);
     let pml4 = cr3 & low & !0xfff;
+    // Every table must lie in guest RAM (above the 16 MiB of Vigil's region, which the
+    // guest cannot read): else the boot state is not the one documented, stop here.
+    let in_ram = |a: u64| (16 * super::MIB..ram_end).contains(&a);
+    if !in_ram(pml4) {
+        terminate(term::C_BIT);
+    }
     let pml4e = read_u64(pml4 + ((gpa >> 39) & 511) * 8);
     let Ok(tables) = c_bit_from_tables(cr3, pml4e, ram_end) else {
         terminate(term::C_BIT)
@@ -120,8 +126,14 @@ pub fn setup(s: &mut Svsm<Vmgexit>, list: u64, ram_end: u64) {
     let c = 1u64 << c_bit;
     // The 2 MiB leaf that maps the GHCB page (PML4 -> PDPT -> PD, the guest's tables).
     let pdpt = entry_address(pml4e, c);
+    if !in_ram(pdpt) {
+        terminate(term::GHCB_MAPPING);
+    }
     let pdpte = read_u64(pdpt + ((gpa >> 30) & 511) * 8);
     let pd = entry_address(pdpte, c);
+    if !in_ram(pd) {
+        terminate(term::GHCB_MAPPING);
+    }
     let pde_at = pd + ((gpa >> 21) & 511) * 8;
     let pde = read_u64(pde_at);
     let Some(pt) = split_2m(pde, c, gpa) else {

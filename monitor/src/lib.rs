@@ -361,6 +361,26 @@ impl<P: Platform> Monitor<P> {
         o
     }
 
+    /// A VMPL0 report over `report_data` for Vigil itself (no guest call behind it): the
+    /// boot's check that VMPCK0 and the security processor's path work before the
+    /// guest runs. It goes through the monitor's one VMPCK0 channel, so the sequence
+    /// numbers the security processor expects stay in step with the guest's later
+    /// attestation requests (a second channel would start again at 1 and be refused as
+    /// a replay). Attack: the host relays the messages; any answer that does not open,
+    /// carries another sequence number, another REPORT_DATA or another VMPL ends the VM
+    /// with VMPCK0 wiped, as for a guest's request.
+    pub fn boot_report(
+        &mut self,
+        report_data: &[u8; 64],
+    ) -> Result<[u8; svsm_abi::guest_request::REPORT_SIZE], TermReason> {
+        if let Some(r) = self.terminated {
+            return Err(r);
+        }
+        protocol::attest::request_report(self, report_data).inspect_err(|&reason| {
+            self.fatal(reason);
+        })
+    }
+
     /// Dispatches one call (without the calling-area handshake).
     pub fn handle_call(&mut self, apic_id: u32, regs: &mut SvsmRegs) -> CallOutcome {
         if let Some(r) = self.terminated {

@@ -367,3 +367,47 @@ fn results_are_written_back_into_the_guest_registers() {
     assert_eq!(r, saved);
     check(&v).unwrap();
 }
+
+#[test]
+fn boot_report_shares_the_channel_with_the_guests_requests() {
+    let mut v = vm();
+    let rd = [0x42u8; 64];
+    let r = v.m.boot_report(&rd).expect("honest host: boot report");
+    assert_eq!(&r[0x50..0x90], &rd[..], "REPORT_DATA echoed");
+    assert_eq!(&r[0x30..0x34], &[0u8; 4], "VMPL 0");
+    // The guest's request after it continues the sequence (a fresh channel would start
+    // at 1 again and the security processor would refuse it).
+    assert_eq!(attest(&mut v).1, SUCCESS);
+    assert_eq!(v.m.terminated(), None);
+    check(&v).unwrap();
+}
+
+#[test]
+fn corrupted_boot_report_answer_terminates_and_wipes_vmpck0() {
+    let mut v = vm();
+    v.mach_mut().hv.mode = HostMode::GuestRequestCorrupt;
+    assert_eq!(
+        v.m.boot_report(&[1; 64]).map(|_| ()),
+        Err(TermReason::GuestRequestFailed)
+    );
+    assert_terminated(&v, TermReason::GuestRequestFailed);
+    assert_eq!(
+        v.m.boot_report(&[1; 64]).map(|_| ()),
+        Err(TermReason::GuestRequestFailed),
+        "refused after termination"
+    );
+    check(&v).unwrap();
+}
+
+#[test]
+fn the_boot_reports_answer_replayed_to_the_guest_terminates() {
+    let mut v = vm();
+    v.m.boot_report(&[3; 64]).expect("honest host: boot report");
+    v.mach_mut().hv.mode = HostMode::GuestRequestReplay;
+    assert_eq!(
+        attest(&mut v).0,
+        CallOutcome::Terminated(TermReason::GuestRequestFailed)
+    );
+    assert_terminated(&v, TermReason::GuestRequestFailed);
+    check(&v).unwrap();
+}

@@ -371,8 +371,19 @@ pub const VIGIL_END: (u8, u8) = (
     svsm_abi::ghcb::term::SNP_NOT_YET as u8,
 );
 
-/// Judges Vigil's run in the model: the digest, the banner over the GHCB console, and
-/// the end that the SNP boot has today.
+/// The start of the line Vigil prints after its boot report (svsm/kernel/src/snp/boot.rs).
+pub const BOOT_REPORT_MARKER: &str = "vigil: boot report through the monitor's VMPCK0 channel:";
+
+/// The MEASUREMENT (lowercase hex) of Vigil's boot report line, if there is one.
+pub fn boot_report_measurement(lines: &[String]) -> Option<String> {
+    let l = lines.iter().find(|l| l.contains(BOOT_REPORT_MARKER))?;
+    let m = l.split("measurement ").nth(1)?.trim();
+    (m.len() == 96 && m.bytes().all(|b| b.is_ascii_hexdigit())).then(|| m.to_ascii_lowercase())
+}
+
+/// Judges Vigil's run in the model: the digest, the banner over the GHCB console, the
+/// boot report (the security processor's MEASUREMENT, asked by the monitor over
+/// VMPCK0, equals the launch digest), and the end that the SNP boot has today.
 pub fn judge_vigil(run: &ModelRun, digest_hex: &str) -> std::result::Result<String, String> {
     let tail = || run.lines[run.lines.len().saturating_sub(12)..].join("\n");
     if run.timed_out {
@@ -399,6 +410,17 @@ pub fn judge_vigil(run: &ModelRun, digest_hex: &str) -> std::result::Result<Stri
             tail()
         ));
     }
+    let measured = boot_report_measurement(&run.lines).ok_or_else(|| {
+        format!(
+            "no '{BOOT_REPORT_MARKER} ... measurement <96 hex digits>' line from Vigil; last lines:\n{}",
+            tail()
+        )
+    })?;
+    if measured != digest_hex {
+        return Err(format!(
+            "Vigil's boot report has MEASUREMENT {measured}, the launch digest is {digest_hex}"
+        ));
+    }
     let term = rec
         .terminations
         .first()
@@ -415,7 +437,7 @@ pub fn judge_vigil(run: &ModelRun, digest_hex: &str) -> std::result::Result<Stri
     }
     let exits: u64 = rec.exits.values().sum();
     Ok(format!(
-        "Vigil's IGVM file in the model: digest equals vigil-igvm measure, banner over the GHCB, ended with SNP_NOT_YET as its SNP boot does today; {exits} exits, {} RMP faults, {:.2} s",
+        "Vigil's IGVM file in the model: digest equals vigil-igvm measure, banner over the GHCB, the monitor's boot report over VMPCK0 carries that digest, ended with SNP_NOT_YET as its SNP boot does today; {exits} exits, {} RMP faults, {:.2} s",
         rec.faults_total,
         run.elapsed.as_secs_f64()
     ))
@@ -545,6 +567,45 @@ mod tests {
         };
         let e = judge(&other, &"ab".repeat(48)).unwrap_err();
         assert!(e.contains("code 3"), "{e}");
+    }
+
+    #[test]
+    fn vigils_run_needs_a_boot_report_with_the_launch_digest() {
+        let d = "ab".repeat(48);
+        let run = ModelRun {
+            lines: vec![
+                format!("{} v1", crate::qemu::BANNER_MARKER),
+                format!("{BOOT_REPORT_MARKER} version 5, measurement {d}"),
+            ],
+            status: Some(39),
+            timed_out: false,
+            elapsed: Duration::from_secs(1),
+            record: format!(
+                "launch digest={d}\nrmp-faults total=0\nterminate vcpu=0 vmpl=0 set={} code={}\n",
+                VIGIL_END.0, VIGIL_END.1
+            ),
+        };
+        assert!(judge_vigil(&run, &d).is_ok(), "{:?}", judge_vigil(&run, &d));
+        let other = ModelRun {
+            lines: vec![
+                run.lines[0].clone(),
+                format!(
+                    "{BOOT_REPORT_MARKER} version 5, measurement {}",
+                    "cd".repeat(48)
+                ),
+            ],
+            ..clone(&run)
+        };
+        let e = judge_vigil(&other, &d).unwrap_err();
+        assert!(e.contains("boot report has MEASUREMENT"), "{e}");
+        let none = ModelRun {
+            lines: vec![run.lines[0].clone()],
+            ..clone(&run)
+        };
+        let e = judge_vigil(&none, &d).unwrap_err();
+        assert!(e.contains(BOOT_REPORT_MARKER), "{e}");
+        let short = vec![format!("{BOOT_REPORT_MARKER} version 5, measurement abcd")];
+        assert_eq!(boot_report_measurement(&short), None);
     }
 
     fn clone(r: &ModelRun) -> ModelRun {

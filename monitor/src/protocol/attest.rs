@@ -191,7 +191,7 @@ fn attest_inner<P: Platform>(
 /// Attack: the host relays the messages; it can drop, replay or alter them, or the
 /// response may carry a report for other data or another VMPL. Every such answer ends
 /// the VM with VMPCK0 wiped (see `guest_request`).
-fn request_report<P: Platform>(
+pub(crate) fn request_report<P: Platform>(
     m: &mut Monitor<P>,
     rd: &[u8; 64],
 ) -> Result<[u8; REPORT_SIZE], TermReason> {

@@ -1,6 +1,7 @@
 //! The console: raw output through the chosen platform (`platform::KernelPlatform`),
 //! the `log` backend, and the lock-free emergency path.
 
+pub mod hex;
 pub mod logger;
 pub mod serial;
 

@@ -26,6 +26,7 @@ use super::psp;
 use super::vcpu::{self, GuestVcpu};
 use super::ExitStats;
 use crate::boot::pvh::BootInfo;
+use crate::console::hex::Hex;
 use crate::cpu::instr::{cpuid, outl};
 use crate::exit::{exit as end_run, ExitCode};
 use crate::kprintln;
@@ -460,16 +461,6 @@ extern "C" fn runner_entry(r: *mut Runner) -> ! {
     // SAFETY: `r` came from Box::into_raw in `switch_stack` and is used only here.
     let r = unsafe { &mut *r };
     r.run()
-}
-
-struct Hex<'a>(&'a [u8]);
-impl core::fmt::Display for Hex<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
 }
 
 fn inject(v: &mut Vmcb, vector: u8, error: Option<u32>) {

@@ -13,9 +13,11 @@
 //! 7. a #VC self-check (one CPUID instruction answered by the handler equals the page);
 //! 8. Vigil's own memory (`own_memory`): the rest of the region validated, page tables
 //!    with the C-bit loaded, the heap started;
-//! 9. the guest prepared at its VMPL (`guest::make::start`), the guest-request check if
-//!    `report::ENABLED`;
-//! 10. the guest entered if [`ENTER_GUEST`], else the boot ends with `SNP_NOT_YET`.
+//! 9. the guest prepared at its VMPL (`guest::make::start`), the monitor built over
+//!    `SnpPlatform` (`serve`), the boot's report through the monitor's VMPCK0 channel
+//!    (`report`);
+//! 10. the guest entered and served by the monitor if [`ENTER_GUEST`], else the boot
+//!     ends with `SNP_NOT_YET`.
 //!
 //! Any failure ends the boot with its own termination reason (`svsm_abi::ghcb::term`).
 
@@ -77,29 +79,26 @@ pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
         fw: layout.fw,
         sev_features: sev_status >> 2,
     };
-    let mut plat = super::guest::make::start(&start);
-    if super::report::ENABLED {
-        let vmpck0 = super::guest::make::secrets(&layout).vmpck0;
-        match super::report::check(&mut plat, vmpck0) {
-            Ok((v, m)) => {
-                log::info!("guest request with VMPCK0: report v{v}, measurement {m:016x}..")
-            }
-            Err(step) => fail(
-                term::GUEST_REQUEST_AUTH,
-                format_args!("report check: {step}"),
-            ),
-        }
+    let plat = super::guest::make::start(&start);
+    let vmpck0 = super::guest::make::secrets(&layout).vmpck0;
+    let mut m = super::serve::on_snp::monitor(plat, &start, vmpck0);
+    match super::report::check(&mut m) {
+        Ok((v, meas)) => kprintln!(
+            "vigil: boot report through the monitor's VMPCK0 channel: version {v}, measurement {}",
+            crate::console::hex::Hex(&meas)
+        ),
+        Err(r) => fail(r.code(), format_args!("boot report through the monitor")),
     }
     if ENTER_GUEST {
         kprintln!(
-            "vigil: guest entry {:#x} at VMPL{} (run-VMPL exit)",
+            "vigil: guest entry {:#x} at VMPL{} (run-VMPL exit), the monitor serves it",
             layout.fw.2,
             layout.guest_vmpl
         );
-        run_guest(&mut plat)
+        super::serve::on_snp::run(&mut m)
     }
     log::warn!(
-        "guest ready at VMPL{} (VMSA, AP creation); not entered: the test guest has no #VC handler",
+        "guest ready at VMPL{} (VMSA, AP creation, monitor); not entered: the test guest has no #VC handler",
         layout.guest_vmpl
     );
     kprintln!("vigil: SNP boot reached its end for now: terminating with SNP_NOT_YET");
@@ -112,18 +111,6 @@ pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
 /// a termination request; with it off the boot ends with `SNP_NOT_YET` right before
 /// the entry (docs/kernel.md, "The SNP boot", has the run with it on).
 const ENTER_GUEST: bool = false;
-
-/// Enters the guest's boot vCPU through the run-VMPL exit. When the guest gives the
-/// vCPU back to VMPL0 the boot ends here: the monitor does not serve it on SNP yet.
-fn run_guest(plat: &mut super::platform::SnpPlatform) -> ! {
-    use monitor::platform::Platform;
-    if let Err(e) = plat.run_guest(0) {
-        fail(term::GUEST_START, format_args!("run VMPL: {e:?}"));
-    }
-    log::warn!("guest returned to VMPL0; no monitor on SNP yet");
-    kprintln!("vigil: SNP boot reached its end for now: terminating with SNP_NOT_YET");
-    crate::platform::snp::terminate(term::SNP_NOT_YET)
-}
 
 /// Step 8: the free part of the Vigil region validated (`snp::memory`), Vigil's own
 /// page tables loaded (C-bit on every private mapping, the GHCB page shared), the heap

@@ -204,9 +204,8 @@ pub mod make {
     }
 
     /// Prepares the guest's launch region, its VMSA and the AP creation; returns the
-    /// platform, on which `run_guest(0)` enters the guest. The monitor is not built
-    /// over it yet: a second instance of `Monitor` (next to the emulated platform's)
-    /// takes the image over its 256 KiB limit (docs/kernel.md, "The SNP boot").
+    /// platform (with its two shared guest-request frames), over which `snp::serve`
+    /// builds the monitor.
     pub fn start(g: &GuestStart<'_>) -> SnpPlatform {
         let (fw_start, fw_end, entry) = g.fw;
         if fw_start < GUEST_BASE || fw_end > IMAGE_END || fw_start >= fw_end {
@@ -217,10 +216,8 @@ pub mod make {
         let vmpl =
             Vmpl::new(guest_vmpl).unwrap_or_else(|| stop("guest VMPL", u64::from(guest_vmpl)));
         let mut plat = SnpPlatform::new((0, VIGIL_END), GUEST_END, guest_vmpl, (0, 0));
-        if crate::snp::report::ENABLED {
-            let msg = message_pages(&mut plat);
-            plat = SnpPlatform::new((0, VIGIL_END), GUEST_END, guest_vmpl, msg);
-        }
+        let msg = message_pages(&mut plat);
+        let mut plat = SnpPlatform::new((0, VIGIL_END), GUEST_END, guest_vmpl, msg);
         launch_region(&mut plat, g, &secrets);
         // Step 2: every launch-region page open to the guest.
         let first = fw_start & !0xfff;

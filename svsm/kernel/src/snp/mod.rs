@@ -17,13 +17,14 @@
 //! * [`rmp`]: RMP results and reachable GPAs as pure rules;
 //! * `platform`: `monitor::Platform` on SNP (`SnpPlatform`);
 //! * [`guest`]: the guest's launch region, page tables, VMSA and AP creation;
-//! * `report`: the boot's guest-request check with VMPCK0 (off by default);
+//! * `report`: the boot's guest-request check through the monitor's VMPCK0 channel;
+//! * [`serve`]: the monitor over `SnpPlatform` and the guest's run loop;
 //! * [`boot`]: the sequence that ties them together (`kernel_main`'s SNP path).
 //!
 //! The kernel seam's SNP platform (console over the GHCB, exit by termination request,
-//! CPUID from the page) is `platform::snp`. Not written yet: the monitor over
-//! `SnpPlatform` (image size), the guest's entry switched on (the test guest needs a #VC
-//! handler), per-CPU GHCBs for APs, #HV.
+//! CPUID from the page) is `platform::snp`. Not written yet: the guest's entry switched
+//! on (the test guest needs a #VC handler and a GHCB of its own), per-CPU GHCBs for
+//! APs, #HV.
 
 pub mod boot_params;
 pub mod cpuid;
@@ -32,6 +33,7 @@ pub mod guest;
 pub mod memory;
 pub mod msr_protocol;
 pub mod rmp;
+pub mod serve;
 pub mod shared;
 pub mod vc;
 

@@ -91,6 +91,15 @@ fn msr_request(value: u64) -> u64 {
     arch::rdmsr(MSR_GHCB)
 }
 
+/// One harmless exit to the host (the MSR protocol's SEV information request, its
+/// answer ignored) while this vCPU waits for another: on real hardware the vCPUs run in
+/// parallel and this is only a pause, in the SNP machine model (which runs one vCPU at
+/// a time, exit to exit) it lets the other vCPU run. The GHCB MSR is left holding the
+/// answer, which is fine: every GHCB-page exit and SVSM call writes it first.
+pub fn yield_vcpu() {
+    let _ = msr_request(msr::SEV_INFO_REQ);
+}
+
 /// Makes the GHCB page and registers it; every failure terminates (nothing can be
 /// printed before this returns). `s` is the session on the boot calling area, `list`
 /// a scratch page for the PVALIDATE list, `ram_end` the end of guest RAM (RDX at
@@ -257,6 +266,19 @@ extern "C" fn guest_vc(f: &mut VcFrame) {
                 terminate(term::VC_GHCB_REFUSED);
             }
             f.rip += 1;
+        }
+        // Inside a probe (`arch::probe`, `probe_wrmsr`: a recovery point armed) any
+        // other #VC is the probe's result, reported like the other faults (vector 29,
+        // the exit code as error; #VC has no CR2) and the probe resumes there with
+        // RAX = 1: e.g. 0x404, a private access to a page that is not validated (on
+        // `emulated` Vigil injects #PF with the RMP bit instead), or 0x7C for a WRMSR.
+        // Otherwise it is fatal below.
+        code if arch::GUEST_RECOVER.load(Ordering::SeqCst) != 0 => {
+            arch::FAULT_VECTOR.store(29, Ordering::SeqCst);
+            arch::FAULT_ERROR.store(code, Ordering::SeqCst);
+            arch::FAULT_CR2.store(0, Ordering::SeqCst);
+            f.rip = arch::GUEST_RECOVER.swap(0, Ordering::SeqCst);
+            f.rax = 1;
         }
         code => {
             // The console works once the GHCB is registered and not in use: name the

@@ -9,6 +9,11 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use arch::{probe, read_bytes, write_bytes, Fault, Vmgexit};
 use svsm_abi::attest_protocol::report_data;
 use svsm_abi::core_protocol::{result, SVSM_ATTEST_PROTOCOL, SVSM_CORE_PROTOCOL};
+use svsm_abi::ghcb::{psc_op, PscEntry, PSC_MAX_ENTRIES};
+use svsm_abi::pvalidate::{PvalidateEntry, NEXT_OFFSET};
+use vigil_firmware::snp::{
+    list_capacity, psc_entry_of, svsm_pval_pages, PscError, PvalDone, PvalError,
+};
 use vigil_firmware::{
     ap_create_ghcb, ap_vmsa, attest_request, entry, ghcb_answer, pvalidate_list, regs, result_name,
     svsm_info, ApState, Svsm, SNP_ACTIVE,
@@ -115,6 +120,7 @@ extern "C" fn guest_ap_main() -> ! {
 struct Tally {
     passed: u32,
     failed: u32,
+    skipped: u32,
 }
 
 impl Tally {
@@ -129,6 +135,11 @@ impl Tally {
                 say!("guest: {name} ... FAILED ({why})");
             }
         }
+    }
+    /// A step or attack not run on this platform: counted as skipped, not passed.
+    fn skip(&mut self, name: &str, why: &str) {
+        self.skipped += 1;
+        say!("guest: {name} ... skipped on SNP ({why})");
     }
     /// An attack: `Ok(how)` when refused.
     fn attack(&mut self, name: &str, r: Result<&str, &str>) {
@@ -145,6 +156,117 @@ impl Tally {
     }
 }
 
+/// Why the guest's memory did not reach the state asked for.
+#[derive(Clone, Copy, Debug)]
+enum MemFail {
+    /// The SVSM's PVALIDATE result.
+    Svsm(u64),
+    /// The SVSM's `next` contradicted the list, or it never finished.
+    SvsmInconsistent(PvalError),
+    /// The host refused the page-state change, or answered it inconsistently.
+    Psc(PscError),
+    /// A list that mixes validations and rescinds (the guest's own bug).
+    Mixed,
+}
+
+impl MemFail {
+    fn name(self) -> &'static str {
+        match self {
+            MemFail::Svsm(rax) => result_name(rax),
+            MemFail::SvsmInconsistent(PvalError::BadNext(_)) => "the SVSM's `next` out of place",
+            MemFail::SvsmInconsistent(PvalError::NoProgress) => "the SVSM never finished the list",
+            MemFail::SvsmInconsistent(_) => "the list does not fit",
+            MemFail::Psc(PscError::Refused(..)) => "the host refused the page-state change",
+            MemFail::Psc(PscError::NoProgress) => "the host made no page-state change progress",
+            MemFail::Psc(PscError::Inconsistent(_)) => {
+                "the host's page-state change answer contradicts the request"
+            }
+            MemFail::Psc(PscError::BadRequest) => "no page-state change could be made",
+            MemFail::Mixed => "a list mixing validate and rescind",
+        }
+    }
+    /// RAX as the SVSM answered (SUCCESS never; u64::MAX when the SVSM did not fail).
+    fn rax(self) -> u64 {
+        match self {
+            MemFail::Svsm(rax) => rax,
+            _ => u64::MAX,
+        }
+    }
+}
+
+/// The SVSM PVALIDATE of `entries` through a list at `list_gpa`, as Linux's
+/// `svsm_pval_pages` makes it (`vigil_firmware::snp::svsm_pval_pages`: INCOMPLETE asked
+/// again, a 2 MiB entry answered FAIL_SIZEMISMATCH redone as 512 4 KiB entries). No
+/// page-state change: see [`make_private`] and [`make_shared`].
+fn pval(
+    s: &mut Svsm<Vmgexit>,
+    list_gpa: u64,
+    entries: &[PvalidateEntry],
+) -> Result<PvalDone, MemFail> {
+    let mut buf = [0u8; 4096];
+    svsm_pval_pages(entries, list_capacity(list_gpa), &mut |list, next| {
+        let Ok(n) = pvalidate_list(&mut buf, list) else {
+            return (u64::MAX, next);
+        };
+        // #58019 6.2: the SVSM starts at `next` and writes it back as it goes.
+        buf[NEXT_OFFSET as usize..NEXT_OFFSET as usize + 2].copy_from_slice(&next.to_le_bytes());
+        write_bytes(list_gpa, &buf[..n]);
+        let rax = s.call(regs::pvalidate(list_gpa)).rax;
+        let mut back = [0u8; 2];
+        read_bytes(list_gpa + NEXT_OFFSET, &mut back);
+        (rax, u16::from_le_bytes(back))
+    })
+    .map_err(|e| match e {
+        PvalError::Svsm { rax, .. } => MemFail::Svsm(rax),
+        e => MemFail::SvsmInconsistent(e),
+    })
+}
+
+/// On SNP, the host's page-state change of the pages `entries` name to `op`
+/// (`svsm_abi::ghcb::psc_op`), one PSC entry per PVALIDATE entry and of its size (a
+/// 2 MiB entry for a 2 MiB validation), through the guest's GHCB page (#56421 4.1.6).
+/// On `emulated` nothing: the host there is Vigil, and it has no page-state change.
+fn psc_for(entries: &[PvalidateEntry], op: u64) -> Result<(), MemFail> {
+    if !snp::active() {
+        return Ok(());
+    }
+    let mut es = [PscEntry(0); PSC_MAX_ENTRIES];
+    if entries.len() > es.len() {
+        return Err(MemFail::Psc(PscError::BadRequest));
+    }
+    for (slot, e) in es.iter_mut().zip(entries) {
+        *slot = psc_entry_of(*e, op);
+    }
+    snp::page_state_change(&es[..entries.len()]).map_err(MemFail::Psc)
+}
+
+/// Makes memory private as Linux's `__set_pages_state` does for
+/// `SNP_PAGE_STATE_PRIVATE`: the host's page-state change to private first (on SNP),
+/// then the validation ("Page validation must be performed after changing to
+/// private"), through the SVSM at VMPL2 (`pvalidate_pages` -> `svsm_pval_pages`).
+fn make_private(
+    s: &mut Svsm<Vmgexit>,
+    list_gpa: u64,
+    entries: &[PvalidateEntry],
+) -> Result<PvalDone, MemFail> {
+    if !entries.iter().all(|e| e.validate()) {
+        return Err(MemFail::Mixed);
+    }
+    psc_for(entries, psc_op::PRIVATE)?;
+    pval(s, list_gpa, entries)
+}
+
+/// The SVSM result of a [`make_private`] or [`pval`], as RAX.
+fn rax_of(r: Result<PvalDone, MemFail>) -> u64 {
+    match r {
+        Ok(_) => result::SUCCESS,
+        Err(f) => f.rax(),
+    }
+}
+
+/// One raw SVSM PVALIDATE call over a list written at `list_gpa`, no page-state change
+/// and no fallback: the GHCB page's own rescind at setup (before the GHCB exists) and
+/// the attacks whose list or pages are wrong on purpose.
 fn pvalidate(
     s: &mut Svsm<Vmgexit>,
     list_gpa: u64,
@@ -223,8 +345,21 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
     for (i, e) in es.iter_mut().enumerate().skip(1) {
         *e = entry(CA_LIST_4K + (i as u64 - 1) * 4096, false, true);
     }
-    let rax = pvalidate(s, list, &es);
-    let all = probe(CA_LIST_2M + 2 * MIB - 8, true).is_none()
+    // Linux's order (`__set_pages_state`): on SNP the PSC to private first (one 2 MiB
+    // and four 4 KiB PSC entries), then `svsm_pval_pages`, whose FAIL_SIZEMISMATCH
+    // fallback redoes the 2 MiB entry at 4 KiB when the host backs it with 4 KiB pages.
+    let r = make_private(s, list, &es);
+    if let Ok(d) = r {
+        if d.fallback_2m != 0 {
+            say!(
+                "guest:   linux-pvalidate-in-ca: the 2 MiB entry answered PVALIDATE_FAIL_SIZEMISMATCH, redone as 512 4 KiB entries ({} calls)",
+                d.calls
+            );
+        }
+    }
+    let rax = rax_of(r);
+    let all = probe(CA_LIST_2M, true).is_none()
+        && probe(CA_LIST_2M + 2 * MIB - 8, true).is_none()
         && (0..4).all(|i| probe(CA_LIST_4K + i * 4096, true).is_none());
     t.step(
         "linux-pvalidate-in-ca",
@@ -234,6 +369,11 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
             _ => Err(result_name(rax)),
         },
     );
+    if snp::active() {
+        t.skip("linux-cpu-online", AP_SKIP);
+        t.skip("ovmf-create-vcpu", AP_SKIP);
+        return;
+    }
     // Linux CPU offline/online (`wakeup_cpu_via_vmgexit`, then `snp_cleanup_vmsa`): a
     // VMSA for APIC 1, then a new VMSA for the same APIC ID and calling area, and only
     // then DELETE_VCPU of the old one.
@@ -253,6 +393,36 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
         }
     });
     t.step("ovmf-create-vcpu", r);
+}
+
+/// On SNP the second vCPU is not started (its calls would reach a Vigil that serves
+/// only the boot vCPU there).
+const AP_SKIP: &str = "Vigil serves no AP there yet";
+
+/// Step 8 on `emulated`: CREATE_VCPU for a second vCPU at LIST_BASE + 0x1000, started
+/// by the guest's AP creation; it must make its QUERY_PROTOCOL call.
+fn create_vcpu_and_run(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
+    // As Linux's `wakeup_cpu_via_vmgexit`: CREATE_VCPU makes the VMSA (#58019 6.3),
+    // then the guest's own GHCB AP creation, at its VMPL, starts it.
+    let mut rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
+    if rax == result::SUCCESS && ap_create(1, vmpl, VMSA).is_err() {
+        rax = u64::MAX;
+    }
+    let mut spins = 0;
+    while rax == result::SUCCESS && AP_DONE.load(Ordering::SeqCst) == 0 && spins < 1000 {
+        yield_vcpu();
+        spins += 1;
+    }
+    t.step(
+        "create-vcpu",
+        match (rax, AP_DONE.load(Ordering::SeqCst)) {
+            (result::SUCCESS, 1) => Ok(()),
+            (result::SUCCESS, 0) => Err("the second vCPU never ran"),
+            (result::SUCCESS, _) => Err("the second vCPU's call failed"),
+            (u64::MAX, _) => Err("the host refused the AP creation"),
+            _ => Err(result_name(rax)),
+        },
+    );
 }
 
 /// The guest's own SNP AP Creation request through its GHCB page (Linux
@@ -328,6 +498,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     let mut t = Tally {
         passed: 0,
         failed: 0,
+        skipped: 0,
     };
 
     // 1. Find the SVSM through the secrets page.
@@ -367,8 +538,10 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         },
     );
 
-    // 3. PVALIDATE one 4 KiB page; it must arrive zeroed and be usable.
-    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_4K, false, true)]);
+    // 3. PVALIDATE one 4 KiB page; it must arrive zeroed and be usable. Every
+    // validation from here is Linux's order (`make_private`): on SNP the host makes the
+    // pages private first, then the SVSM validates them.
+    let rax = rax_of(make_private(&mut s, LIST, &[entry(PAGE_4K, false, true)]));
     let mut b = [0xffu8; 16];
     if rax == result::SUCCESS {
         read_bytes(PAGE_4K, &mut b);
@@ -389,12 +562,34 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         },
     );
 
-    // 4. PVALIDATE a 2 MiB page.
-    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_2M, true, true)]);
-    let ok = rax == result::SUCCESS && probe(PAGE_2M + 2 * MIB - 1, true).is_none();
+    // 4. PVALIDATE a 2 MiB page (a 2 MiB PSC entry first on SNP). On SNP the host may
+    // back it with 4 KiB RMP entries (KVM does): the 2 MiB call is then answered
+    // FAIL_SIZEMISMATCH and redone as 512 4 KiB pages, as Linux's `svsm_pval_pages`
+    // does; either passes there, and the line below says which. On `emulated` Vigil
+    // validates 2 MiB pages whole, so the fallback there is a failure.
+    let r = make_private(&mut s, LIST, &[entry(PAGE_2M, true, true)]);
+    if let Ok(d) = r {
+        if d.fallback_2m == 0 {
+            say!("guest:   pvalidate-2m: the 2 MiB call succeeded");
+        } else {
+            say!(
+                "guest:   pvalidate-2m: the 2 MiB call answered PVALIDATE_FAIL_SIZEMISMATCH, the 512 4 KiB pages succeeded ({} calls)",
+                d.calls
+            );
+        }
+    }
+    let usable =
+        r.is_ok() && probe(PAGE_2M, true).is_none() && probe(PAGE_2M + 2 * MIB - 1, true).is_none();
     t.step(
         "pvalidate-2m",
-        if ok { Ok(()) } else { Err(result_name(rax)) },
+        match r {
+            Err(f) => Err(f.name()),
+            Ok(d) if d.fallback_2m != 0 && !snp::active() => {
+                Err("PVALIDATE_FAIL_SIZEMISMATCH on emulated")
+            }
+            Ok(_) if !usable => Err("validated page not usable"),
+            Ok(_) => Ok(()),
+        },
     );
 
     // 5. PVALIDATE a list of 16 pages.
@@ -402,7 +597,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     for (i, e) in es.iter_mut().enumerate() {
         *e = entry(LIST_BASE + i as u64 * 4096, false, true);
     }
-    let rax = pvalidate(&mut s, LIST, &es);
+    let rax = rax_of(make_private(&mut s, LIST, &es));
     let all = (0..LIST_PAGES).all(|i| probe(LIST_BASE + i * 4096, true).is_none());
     t.step(
         "pvalidate-list",
@@ -413,9 +608,15 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         },
     );
 
-    // 6. Rescind the 4 KiB page: the guest loses it.
-    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_4K, false, false)]);
+    // 6. Rescind the 4 KiB page: the guest loses it. Linux's order for shared memory
+    // (`__set_pages_state`: "Page validation must be rescinded before changing to
+    // shared"): the SVSM rescind, then on SNP the host's page-state change to shared.
+    // The probe sits between the two, while the page is private and not validated (after
+    // the change a private access would be the host's nested page fault).
+    let rescind = [entry(PAGE_4K, false, false)];
+    let r = pval(&mut s, LIST, &rescind);
     let f = probe(PAGE_4K, false);
+    let rax = rax_of(r.and_then(|d| psc_for(&rescind, psc_op::SHARED).map(|()| d)));
     // On SNP the CPU itself refuses it: #VC "not validated" (0x404), not a #PF.
     let lost = if snp::active() {
         not_validated(f)
@@ -433,7 +634,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
 
     // 6b. Validate it again: it must come back zeroed, not with the 0xab written before
     // (invariant 3, the remap attack on earlier SVSMs).
-    let rax = pvalidate(&mut s, LIST, &[entry(PAGE_4K, false, true)]);
+    let rax = rax_of(make_private(&mut s, LIST, &[entry(PAGE_4K, false, true)]));
     let mut again = [0xffu8; 16];
     if rax == result::SUCCESS {
         read_bytes(PAGE_4K, &mut again);
@@ -474,32 +675,29 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     });
     write_bytes(VMSA, vmsa.as_bytes());
     // As Linux's `wakeup_cpu_via_vmgexit`: CREATE_VCPU makes the VMSA (#58019 6.3),
-    // then the guest's own GHCB AP creation, at its VMPL, starts it.
-    let mut rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
-    if rax == result::SUCCESS && ap_create(1, info.guest_vmpl, VMSA).is_err() {
-        rax = u64::MAX;
+    // then the guest's own GHCB AP creation, at its VMPL, starts it. On SNP Vigil serves
+    // no second vCPU yet: only the VMSA is made (and DELETE_VCPU below removes it), the
+    // vCPU is not started.
+    if snp::active() {
+        let rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
+        t.step(
+            "create-vcpu-vmsa",
+            if rax == result::SUCCESS {
+                Ok(())
+            } else {
+                Err(result_name(rax))
+            },
+        );
+        t.skip("create-vcpu", AP_SKIP);
+    } else {
+        create_vcpu_and_run(&mut s, &mut t, info.guest_vmpl);
     }
-    let mut spins = 0;
-    while rax == result::SUCCESS && AP_DONE.load(Ordering::SeqCst) == 0 && spins < 1000 {
-        yield_vcpu();
-        spins += 1;
-    }
-    t.step(
-        "create-vcpu",
-        match (rax, AP_DONE.load(Ordering::SeqCst)) {
-            (result::SUCCESS, 1) => Ok(()),
-            (result::SUCCESS, 0) => Err("the second vCPU never ran"),
-            (result::SUCCESS, _) => Err("the second vCPU's call failed"),
-            (u64::MAX, _) => Err("the host refused the AP creation"),
-            _ => Err(result_name(rax)),
-        },
-    );
 
     // 9. CPUID as the policy says: no SVM, no SEV for the guest. Emulated only: on SNP
     // CPUID raises #VC and its answer is the CPUID page's (SEV shown), not Vigil's
     // policy; the guest has no CPUID-page lookup yet.
     if snp::active() {
-        say!("guest: cpuid-policy ... not run on SNP (CPUID is the CPUID page's there)");
+        t.skip("cpuid-policy", "CPUID is the CPUID page's there");
     } else {
         let svm = arch::cpuid(0x8000_0001).2 & (1 << 2);
         let sev = arch::cpuid(0x8000_001f);
@@ -517,7 +715,13 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     // nested page fault to the host, not a #PF to the guest, and KVM would refault for
     // ever (the SNP machine model stops the vCPU); the guest cannot observe them.
     if snp::active() {
-        say!("guest: attack touch-vigil-image, write-vigil-heap, write-own-vmsa ... not run on SNP (the fault goes to the host)");
+        for a in [
+            "attack touch-vigil-image",
+            "attack write-vigil-heap",
+            "attack write-own-vmsa",
+        ] {
+            t.skip(a, "the fault goes to the host");
+        }
     } else {
         t.attack(
             "touch-vigil-image",
@@ -535,10 +739,16 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     t.attack(
         "validate-twice",
         refused_with(
-            pvalidate(&mut s, LIST, &[entry(LIST_BASE + 0x5000, false, true)]),
+            rax_of(make_private(
+                &mut s,
+                LIST,
+                &[entry(LIST_BASE + 0x5000, false, true)],
+            )),
             result::ERR_PVALIDATE_FAIL_UNCHANGED,
         ),
     );
+    // Raw (no page-state change): the SVSM must refuse Vigil's pages whatever the host
+    // was asked; the guest does not ask the host to change the state of Vigil's memory.
     t.attack(
         "validate-vigil-memory",
         refused_with(
@@ -693,7 +903,17 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         bench_calls(&mut s, bench);
     }
 
-    say!("guest: {} passed, {} failed", t.passed, t.failed);
+    // The tally; skipped steps (only on SNP) are named apart, never counted as passed.
+    if t.skipped == 0 {
+        say!("guest: {} passed, {} failed", t.passed, t.failed);
+    } else {
+        say!(
+            "guest: {} passed, {} failed, {} skipped",
+            t.passed,
+            t.failed,
+            t.skipped
+        );
+    }
     arch::outl(0xf4, if t.failed == 0 { 0x10 } else { 0x11 });
     loop {
         arch::hlt();

@@ -20,11 +20,12 @@ use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use svsm_abi::core_protocol::result;
-use svsm_abi::ghcb::{msr, psc_op, Ghcb};
+use svsm_abi::ghcb::{msr, psc_op, Ghcb, PscEntry};
 use svsm_abi::sev_status::MSR_SEV_STATUS;
 use vigil_firmware::snp::{
     c_bit_from_tables, check_c_bit, check_cpuid, check_psc, check_register, decode_io,
-    entry_address, ghcb_result, hlt_ghcb, in_result, ioio_ghcb, is_snp, split_2m, term,
+    entry_address, ghcb_result, hlt_ghcb, in_result, ioio_ghcb, is_snp, psc, split_2m, term,
+    PscError,
 };
 use vigil_firmware::{entry, Svsm, MSR_GHCB};
 use zerocopy::IntoBytes;
@@ -190,9 +191,8 @@ fn read_u64(addr: u64) -> u64 {
 
 /// One exit through the registered GHCB page: the page written, the GHCB MSR set to its
 /// GPA (an SVSM call may have left the run-VMPL request there), VMGEXIT, the page read
-/// back. `Ok(RAX)` when the host's SW_EXITINFO1 is 0. Used by the #VC handler and the
-/// guest's AP creation.
-pub fn ghcb_exit(g: &Ghcb) -> Result<u64, (u64, u64)> {
+/// back into `answer`.
+fn ghcb_exchange(g: &Ghcb, answer: &mut [u8; 4096]) {
     let Some(gpa) = ghcb_gpa() else {
         terminate(term::VC_NO_GHCB)
     };
@@ -202,10 +202,25 @@ pub fn ghcb_exit(g: &Ghcb) -> Result<u64, (u64, u64)> {
     write_bytes(gpa, g.as_bytes());
     arch::wrmsr(MSR_GHCB, gpa);
     arch::vmgexit_bare();
-    let mut page = [0u8; 4096];
-    read_bytes(gpa, &mut page);
+    read_bytes(gpa, answer);
     GHCB_BUSY.store(false, Ordering::SeqCst);
+}
+
+/// One exit through the registered GHCB page ([`ghcb_exchange`]): `Ok(RAX)` when the
+/// host's SW_EXITINFO1 is 0. Used by the #VC handler and the guest's AP creation.
+pub fn ghcb_exit(g: &Ghcb) -> Result<u64, (u64, u64)> {
+    let mut page = [0u8; 4096];
+    ghcb_exchange(g, &mut page);
     ghcb_result(&page)
+}
+
+/// A page-state change of `entries` through the registered GHCB page (#56421 4.1.6,
+/// Linux `vmgexit_psc`; `vigil_firmware::snp::psc` checks every answer).
+pub fn page_state_change(entries: &[PscEntry]) -> Result<(), PscError> {
+    let Some(gpa) = ghcb_gpa() else {
+        return Err(PscError::BadRequest);
+    };
+    psc(gpa, entries, &mut |g, answer| ghcb_exchange(g, answer))
 }
 
 /// The registers the #VC stub saved (lowest address first), then the CPU's frame (laid

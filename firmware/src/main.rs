@@ -13,7 +13,12 @@
 //! Output: one line per step, `guest: <step> ... ok` / `... FAILED (<why>)`, attacks as
 //! `guest: attack <name> ... refused (<how>)` / `... NOT REFUSED`, then exactly
 //! `guest: N passed, N failed`; the run ends by writing the debug-exit port (0x10 when
-//! every step passed, 0x11 otherwise).
+//! every step passed, 0x11 otherwise). On SNP the steps that need Vigil to serve a
+//! second vCPU, and those whose fault would go to the host, say `... skipped on SNP
+//! (<why>)` and the tally is `guest: N passed, N failed, N skipped`; every SVSM
+//! PVALIDATE there follows Linux's page-state order (the host's page-state change to
+//! private before a validation, to shared after a rescind) with its FAIL_SIZEMISMATCH
+//! fallback.
 #![cfg_attr(target_os = "none", no_std)]
 #![cfg_attr(target_os = "none", no_main)]
 #![allow(unsafe_code)]

@@ -256,6 +256,14 @@ fn make_private(
     pval(s, list_gpa, entries)
 }
 
+/// What a [`make_private`] or [`pval`] came to, for the console.
+fn name_of(r: Result<PvalDone, MemFail>) -> &'static str {
+    match r {
+        Ok(_) => "SUCCESS",
+        Err(f) => f.name(),
+    }
+}
+
 /// The SVSM result of a [`make_private`] or [`pval`], as RAX.
 fn rax_of(r: Result<PvalDone, MemFail>) -> u64 {
     match r {
@@ -357,7 +365,7 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
             );
         }
     }
-    let rax = rax_of(r);
+    let (rax, why) = (rax_of(r), name_of(r));
     let all = probe(CA_LIST_2M, true).is_none()
         && probe(CA_LIST_2M + 2 * MIB - 8, true).is_none()
         && (0..4).all(|i| probe(CA_LIST_4K + i * 4096, true).is_none());
@@ -366,7 +374,7 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
         match (rax, all) {
             (result::SUCCESS, true) => Ok(()),
             (result::SUCCESS, false) => Err("validated pages not usable"),
-            _ => Err(result_name(rax)),
+            _ => Err(why),
         },
     );
     if snp::active() {
@@ -541,7 +549,8 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     // 3. PVALIDATE one 4 KiB page; it must arrive zeroed and be usable. Every
     // validation from here is Linux's order (`make_private`): on SNP the host makes the
     // pages private first, then the SVSM validates them.
-    let rax = rax_of(make_private(&mut s, LIST, &[entry(PAGE_4K, false, true)]));
+    let r = make_private(&mut s, LIST, &[entry(PAGE_4K, false, true)]);
+    let (rax, why) = (rax_of(r), name_of(r));
     let mut b = [0xffu8; 16];
     if rax == result::SUCCESS {
         read_bytes(PAGE_4K, &mut b);
@@ -554,7 +563,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     t.step(
         "pvalidate-4k",
         if rax != result::SUCCESS {
-            Err(result_name(rax))
+            Err(why)
         } else if b != [0; 16] || back[0] != 0xab {
             Err("page not zeroed or not writable")
         } else {
@@ -597,14 +606,15 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     for (i, e) in es.iter_mut().enumerate() {
         *e = entry(LIST_BASE + i as u64 * 4096, false, true);
     }
-    let rax = rax_of(make_private(&mut s, LIST, &es));
+    let r = make_private(&mut s, LIST, &es);
+    let (rax, why) = (rax_of(r), name_of(r));
     let all = (0..LIST_PAGES).all(|i| probe(LIST_BASE + i * 4096, true).is_none());
     t.step(
         "pvalidate-list",
         if rax == result::SUCCESS && all {
             Ok(())
         } else {
-            Err(result_name(rax))
+            Err(why)
         },
     );
 
@@ -616,7 +626,8 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     let rescind = [entry(PAGE_4K, false, false)];
     let r = pval(&mut s, LIST, &rescind);
     let f = probe(PAGE_4K, false);
-    let rax = rax_of(r.and_then(|d| psc_for(&rescind, psc_op::SHARED).map(|()| d)));
+    let r = r.and_then(|d| psc_for(&rescind, psc_op::SHARED).map(|()| d));
+    let (rax, why) = (rax_of(r), name_of(r));
     // On SNP the CPU itself refuses it: #VC "not validated" (0x404), not a #PF.
     let lost = if snp::active() {
         not_validated(f)
@@ -628,13 +639,14 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
         match (rax, lost) {
             (result::SUCCESS, Ok(_)) => Ok(()),
             (result::SUCCESS, Err(_)) => Err("rescinded page still accessible"),
-            _ => Err(result_name(rax)),
+            _ => Err(why),
         },
     );
 
     // 6b. Validate it again: it must come back zeroed, not with the 0xab written before
     // (invariant 3, the remap attack on earlier SVSMs).
-    let rax = rax_of(make_private(&mut s, LIST, &[entry(PAGE_4K, false, true)]));
+    let r = make_private(&mut s, LIST, &[entry(PAGE_4K, false, true)]);
+    let (rax, why) = (rax_of(r), name_of(r));
     let mut again = [0xffu8; 16];
     if rax == result::SUCCESS {
         read_bytes(PAGE_4K, &mut again);
@@ -642,7 +654,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     t.step(
         "revalidate-zeroed",
         if rax != result::SUCCESS {
-            Err(result_name(rax))
+            Err(why)
         } else if again != [0; 16] {
             Err("old contents visible after re-validation")
         } else {

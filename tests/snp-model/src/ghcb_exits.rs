@@ -320,7 +320,11 @@ fn ext_guest_request(
 /// AP creation (KVM `sev_snp_ap_creation`; the VMPL field from the GHCB spec v2.03+):
 /// SW_EXITINFO1 bits 15:0 the request (0 create on INIT, 1 create, 2 destroy), bits
 /// 19:16 the VMPL, 63:32 the APIC ID; SW_EXITINFO2 the VMSA GPA; RAX the SEV features.
-/// KVM refuses every bad request by failing KVM_RUN (-EINVAL).
+/// KVM answers every request `sev_snp_ap_creation` refuses (an APIC ID the VM does not
+/// have, features other than the VMPL's, a bad VMSA address, an unknown request) with
+/// SW_EXITINFO1 = 2 and SW_EXITINFO2 = GHCB_ERR_INVALID_INPUT, and the requester runs
+/// on (`sev_handle_vmgexit`, case SVM_VMGEXIT_AP_CREATION, Linux 6.11 on); the model
+/// does the same, also for the VMPL checks of the spec's VMPL field.
 fn ap_creation(
     host: &mut Host,
     x: Exiting,
@@ -331,20 +335,20 @@ fn ap_creation(
     let request = info1 & 0xffff;
     let vmpl = ((info1 >> 16) & 0xf) as u8;
     let apic_id = (info1 >> 32) as u32;
-    let fatal = |f| Err(Err(f));
+    let refuse = || Err(Ok(err::INVALID_INPUT));
     if host.vcpu(apic_id).is_none() {
-        return fatal(Fault::ApApicId { apic_id });
+        return refuse();
     }
     // Reserved bits 31:20, a VMPL above 3 or more privileged than the requester: a
     // VMPL must not get the host to run a VMSA at a level above its own (the RMP's
     // VMSA bit rule already binds the guest; this is the host's own check).
     if info1 & 0xfff0_0000 != 0 || vmpl > 3 || vmpl < x.vmpl {
-        return fatal(Fault::ApRequest { info1 });
+        return refuse();
     }
     match request {
         0 | 1 => {
             if rax != host.profile.vmsa_features[usize::from(vmpl)] {
-                return fatal(Fault::ApFeatures { rax });
+                return refuse();
             }
             // The 2 MiB check avoids the SNP erratum where a 2 MiB-aligned VMSA page
             // collides with a huge page's RMP entry (KVM comment in the same function).
@@ -354,7 +358,7 @@ fn ap_creation(
                 || info2.is_multiple_of(PAGE_SIZE_2M)
                 || info2 >> 52 != 0
             {
-                return fatal(Fault::ApVmsaAddress { gpa: info2 });
+                return refuse();
             }
             if let Some(c) = host.vcpu_mut(apic_id) {
                 c.vmsa[usize::from(vmpl)] = Some(VmsaRef::Gpa(info2));
@@ -367,7 +371,7 @@ fn ap_creation(
                 c.waiting_for_reset = true;
             }
         }
-        _ => return fatal(Fault::ApRequest { info1 }),
+        _ => return refuse(),
     }
     Ok(Action::Resume)
 }

@@ -61,29 +61,6 @@ pub enum Fault {
         /// The GPA.
         gpa: u64,
     },
-    /// AP creation for an APIC ID the VM does not have.
-    ApApicId {
-        /// The APIC ID.
-        apic_id: u32,
-    },
-    /// AP creation with SEV features (RAX) other than the VMPL's (KVM: "mismatched AP
-    /// sev_features").
-    ApFeatures {
-        /// RAX.
-        rax: u64,
-    },
-    /// AP creation with a VMSA GPA that is not a page address or is 2 MiB aligned (KVM:
-    /// "invalid AP VMSA address", "unsafe as it is 2M aligned").
-    ApVmsaAddress {
-        /// The GPA.
-        gpa: u64,
-    },
-    /// AP creation request type other than 0, 1, 2, or for a VMPL more privileged than
-    /// the requester or above 3.
-    ApRequest {
-        /// SW_EXITINFO1.
-        info1: u64,
-    },
     /// The unsupported-event exit (KVM returns -EINVAL).
     UnsupportedEvent,
     /// A GHCB protocol version the host does not speak (KVM terminates).

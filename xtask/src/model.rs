@@ -364,13 +364,6 @@ fn package(igvm_tool: &Path, kernel: &Path, guest: &Path, igvm: &Path) -> Result
     Ok(digest)
 }
 
-/// Where Vigil's SNP boot ends today (docs/kernel.md, "The SNP boot"): the termination
-/// request with Vigil's reason set and `SNP_NOT_YET`.
-pub const VIGIL_END: (u8, u8) = (
-    svsm_abi::ghcb::term::SET_SVSM as u8,
-    svsm_abi::ghcb::term::SNP_NOT_YET as u8,
-);
-
 /// The start of the line Vigil prints after its boot report (svsm/kernel/src/snp/boot.rs).
 pub const BOOT_REPORT_MARKER: &str = "vigil: boot report through the monitor's VMPCK0 channel:";
 
@@ -383,7 +376,9 @@ pub fn boot_report_measurement(lines: &[String]) -> Option<String> {
 
 /// Judges Vigil's run in the model: the digest, the banner over the GHCB console, the
 /// boot report (the security processor's MEASUREMENT, asked by the monitor over
-/// VMPCK0, equals the launch digest), and the end that the SNP boot has today.
+/// VMPCK0, equals the launch digest), the test guest's steps and attacks at VMPL2 as
+/// SNP allows them today (`e2e::ON_SNP`), no termination request and no stopped vCPU,
+/// and QEMU's exit with the guest's success value.
 pub fn judge_vigil(run: &ModelRun, digest_hex: &str) -> std::result::Result<String, String> {
     let tail = || run.lines[run.lines.len().saturating_sub(12)..].join("\n");
     if run.timed_out {
@@ -421,23 +416,38 @@ pub fn judge_vigil(run: &ModelRun, digest_hex: &str) -> std::result::Result<Stri
             "Vigil's boot report has MEASUREMENT {measured}, the launch digest is {digest_hex}"
         ));
     }
-    let term = rec
-        .terminations
-        .first()
-        .ok_or_else(|| format!("the record has no termination; last lines:\n{}", tail()))?;
-    if (term.set, term.code) != VIGIL_END {
+    let guest = crate::e2e::parse_guest(&run.lines);
+    crate::e2e::judge_guest(&guest, &crate::e2e::ON_SNP)
+        .map_err(|e| format!("the test guest on SNP: {e}; last lines:\n{}", tail()))?;
+    if let Some(t) = rec.terminations.first() {
         return Err(format!(
-            "Vigil terminated with set {} code {:#x}, want {} {:#x} (SNP_NOT_YET); last lines:\n{}",
-            term.set,
-            term.code,
-            VIGIL_END.0,
-            VIGIL_END.1,
+            "a termination request (vCPU {} VMPL{} set {} code {:#x}); last lines:\n{}",
+            t.vcpu,
+            t.vmpl,
+            t.set,
+            t.code,
+            tail()
+        ));
+    }
+    if !rec.stops.is_empty() {
+        return Err(format!(
+            "vCPUs stopped: {:?}; last lines:\n{}",
+            rec.stops,
+            tail()
+        ));
+    }
+    if run.status != Some(crate::qemu::STATUS_SUCCESS) {
+        return Err(format!(
+            "QEMU exited with {:?}, want {} (the guest's 0x10 at isa-debug-exit); last lines:\n{}",
+            run.status,
+            crate::qemu::STATUS_SUCCESS,
             tail()
         ));
     }
     let exits: u64 = rec.exits.values().sum();
+    let (p, _, k) = guest.summary.unwrap_or_default();
     Ok(format!(
-        "Vigil's IGVM file in the model: digest equals vigil-igvm measure, banner over the GHCB, the monitor's boot report over VMPCK0 carries that digest, ended with SNP_NOT_YET as its SNP boot does today; {exits} exits, {} RMP faults, {:.2} s",
+        "Vigil's IGVM file in the model: digest equals vigil-igvm measure, banner over the GHCB, the monitor's boot report over VMPCK0 carries that digest; the test guest at VMPL2 served by the monitor: {p} passed, 0 failed, {k} skipped (Vigil serves no AP on SNP yet), ended with its 0x10; {exits} exits, {} RMP faults, {:.2} s",
         rec.faults_total,
         run.elapsed.as_secs_f64()
     ))
@@ -569,43 +579,92 @@ mod tests {
         assert!(e.contains("code 3"), "{e}");
     }
 
+    /// A guest run as SNP allows it today: every step ok but the skippable ones.
+    fn snp_guest_lines() -> Vec<String> {
+        let e = crate::e2e::ON_SNP;
+        let mut v = Vec::new();
+        let (mut p, mut k) = (0, 0);
+        for st in e.steps.iter().chain(e.extra_steps) {
+            if e.may_skip.contains(st) {
+                v.push(format!("guest: {st} ... skipped on SNP (why)"));
+                k += 1;
+            } else {
+                v.push(format!("guest: {st} ... ok"));
+                p += 1;
+            }
+        }
+        for a in e.attacks {
+            let name = format!("attack {a}");
+            if e.may_skip.contains(&name.as_str()) {
+                v.push(format!("guest: {name} ... skipped on SNP (why)"));
+                k += 1;
+            } else {
+                v.push(format!("guest: {name} ... refused (INVALID_ADDRESS)"));
+                p += 1;
+            }
+        }
+        v.push(format!("guest: {p} passed, 0 failed, {k} skipped"));
+        v
+    }
+
     #[test]
-    fn vigils_run_needs_a_boot_report_with_the_launch_digest() {
+    fn vigils_run_needs_the_boot_report_and_the_guests_run() {
         let d = "ab".repeat(48);
+        let mut l = vec![
+            format!("{} v1", crate::qemu::BANNER_MARKER),
+            format!("{BOOT_REPORT_MARKER} version 5, measurement {d}"),
+        ];
+        l.extend(snp_guest_lines());
         let run = ModelRun {
-            lines: vec![
-                format!("{} v1", crate::qemu::BANNER_MARKER),
-                format!("{BOOT_REPORT_MARKER} version 5, measurement {d}"),
-            ],
-            status: Some(39),
+            lines: l,
+            status: Some(33),
             timed_out: false,
             elapsed: Duration::from_secs(1),
-            record: format!(
-                "launch digest={d}\nrmp-faults total=0\nterminate vcpu=0 vmpl=0 set={} code={}\n",
-                VIGIL_END.0, VIGIL_END.1
-            ),
+            record: format!("launch digest={d}\nrmp-faults total=0\n"),
         };
         assert!(judge_vigil(&run, &d).is_ok(), "{:?}", judge_vigil(&run, &d));
-        let other = ModelRun {
-            lines: vec![
-                run.lines[0].clone(),
-                format!(
-                    "{BOOT_REPORT_MARKER} version 5, measurement {}",
-                    "cd".repeat(48)
-                ),
-            ],
-            ..clone(&run)
-        };
+        // Another MEASUREMENT, or no boot report line.
+        let mut other = clone(&run);
+        other.lines[1] = format!(
+            "{BOOT_REPORT_MARKER} version 5, measurement {}",
+            "cd".repeat(48)
+        );
         let e = judge_vigil(&other, &d).unwrap_err();
         assert!(e.contains("boot report has MEASUREMENT"), "{e}");
-        let none = ModelRun {
-            lines: vec![run.lines[0].clone()],
-            ..clone(&run)
-        };
+        let mut none = clone(&run);
+        none.lines.remove(1);
         let e = judge_vigil(&none, &d).unwrap_err();
         assert!(e.contains(BOOT_REPORT_MARKER), "{e}");
         let short = vec![format!("{BOOT_REPORT_MARKER} version 5, measurement abcd")];
         assert_eq!(boot_report_measurement(&short), None);
+        // A failed guest step, a termination request, a stopped vCPU, another exit.
+        let mut failed = clone(&run);
+        let i = failed
+            .lines
+            .iter()
+            .position(|x| x == "guest: remap-ca ... ok")
+            .unwrap();
+        failed.lines[i] = "guest: remap-ca ... FAILED (x)".into();
+        let e = judge_vigil(&failed, &d).unwrap_err();
+        assert!(e.contains("remap-ca: FAILED"), "{e}");
+        let term = ModelRun {
+            record: run.record.clone() + "terminate vcpu=0 vmpl=0 set=1 code=19\n",
+            ..clone(&run)
+        };
+        let e = judge_vigil(&term, &d).unwrap_err();
+        assert!(e.contains("termination request"), "{e}");
+        let stop = ModelRun {
+            record: run.record.clone() + "stop vcpu=1 reason=halted count=1\n",
+            ..clone(&run)
+        };
+        let e = judge_vigil(&stop, &d).unwrap_err();
+        assert!(e.contains("vCPUs stopped"), "{e}");
+        let status = ModelRun {
+            status: Some(35),
+            ..clone(&run)
+        };
+        let e = judge_vigil(&status, &d).unwrap_err();
+        assert!(e.contains("QEMU exited with Some(35)"), "{e}");
     }
 
     fn clone(r: &ModelRun) -> ModelRun {

@@ -9,7 +9,8 @@
 //! 2. the platform (`platform::select`): SEV_STATUS first, before any port or CPUID
 //!    (both raise #VC under SEV-ES/SNP); SNP after an IGVM entry takes the SNP path
 //!    (`snp::boot`: GHCB, #VC handler, console, own memory and page tables, the guest
-//!    prepared at VMPL2, then a reasoned end, SNP_NOT_YET, before its entry), SEV-ES without SNP is refused, a native machine gets
+//!    prepared at VMPL2, the monitor over `SnpPlatform` with its boot report, then the
+//!    guest entered and served), SEV-ES without SNP is refused, a native machine gets
 //!    the native backend (COM1, isa-debug-exit, CPUID);
 //! 3. console: the `log` backend over the platform's console, then the banner;
 //! 4. boot information: `hvm_start_info`, memory map and command line, checked and copied;

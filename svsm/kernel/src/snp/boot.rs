@@ -16,8 +16,7 @@
 //! 9. the guest prepared at its VMPL (`guest::make::start`), the monitor built over
 //!    `SnpPlatform` (`serve`), the boot's report through the monitor's VMPCK0 channel
 //!    (`report`);
-//! 10. the guest entered and served by the monitor if [`ENTER_GUEST`], else the boot
-//!     ends with `SNP_NOT_YET`.
+//! 10. the guest entered and served by the monitor (`serve::on_snp::run`), for good.
 //!
 //! Any failure ends the boot with its own termination reason (`svsm_abi::ghcb::term`).
 
@@ -89,28 +88,13 @@ pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
         ),
         Err(r) => fail(r.code(), format_args!("boot report through the monitor")),
     }
-    if ENTER_GUEST {
-        kprintln!(
-            "vigil: guest entry {:#x} at VMPL{} (run-VMPL exit), the monitor serves it",
-            layout.fw.2,
-            layout.guest_vmpl
-        );
-        super::serve::on_snp::run(&mut m)
-    }
-    log::warn!(
-        "guest ready at VMPL{} (VMSA, AP creation, monitor); not entered: the test guest has no #VC handler",
+    kprintln!(
+        "vigil: guest entry {:#x} at VMPL{} (run-VMPL exit), served by the monitor",
+        layout.fw.2,
         layout.guest_vmpl
     );
-    kprintln!("vigil: SNP boot reached its end for now: terminating with SNP_NOT_YET");
-    crate::platform::snp::terminate(term::SNP_NOT_YET)
+    super::serve::on_snp::run(&mut m)
 }
-
-/// Whether the boot enters the guest (run-VMPL exit) after preparing it. Off: the test
-/// guest's first COM1 write at VMPL2 raises a #VC its IDT has no gate for (it was
-/// written for `emulated`, where Vigil intercepts ports), so the VM stops there without
-/// a termination request; with it off the boot ends with `SNP_NOT_YET` right before
-/// the entry (docs/kernel.md, "The SNP boot", has the run with it on).
-const ENTER_GUEST: bool = false;
 
 /// Step 8: the free part of the Vigil region validated (`snp::memory`), Vigil's own
 /// page tables loaded (C-bit on every private mapping, the GHCB page shared), the heap

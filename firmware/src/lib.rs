@@ -11,6 +11,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod evidence;
 pub mod snp;
 
 use svsm_abi::attest_protocol::{AttestServicesRequest, ATTEST_SERVICES};

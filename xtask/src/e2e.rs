@@ -406,13 +406,18 @@ pub fn extract_record(lines: &[String]) -> std::result::Result<Vec<u8>, String> 
 }
 
 /// The parts of a record.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Parts {
-    report: Option<Vec<u8>>,
-    certs: Vec<(&'static str, Vec<u8>)>,
-    manifest: Option<Vec<u8>>,
-    log: Option<Vec<u8>>,
-    nonce: Option<Vec<u8>>,
+    /// REPORT.
+    pub report: Option<Vec<u8>>,
+    /// The certificates, named as `vigil-verify --certs` reads them.
+    pub certs: Vec<(&'static str, Vec<u8>)>,
+    /// MANIFEST.
+    pub manifest: Option<Vec<u8>>,
+    /// EVENT_LOG.
+    pub log: Option<Vec<u8>>,
+    /// NONCE.
+    pub nonce: Option<Vec<u8>>,
 }
 
 /// Splits a record into its parts (every item checked by the ABI's reader).

@@ -260,12 +260,51 @@ fn run_tool(bin: &Path, args: &[&str]) -> Result<(i32, String)> {
     Ok((o.status.code().unwrap_or(-1), text))
 }
 
-/// Verifies the probe's report with vigil-verify against `vigil-igvm refs` of the same
-/// file and the TEST chain, then a copy with one MEASUREMENT bit flipped, which must be
-/// refused.
+/// What the report binds besides itself, for `vigil-verify --nonce --manifest
+/// [--event-log]`.
+pub struct Bound<'a> {
+    /// The guest's nonce.
+    pub nonce: &'a [u8],
+    /// The services manifest.
+    pub manifest: &'a [u8],
+    /// The event log, when the evidence carries it.
+    pub event_log: Option<&'a [u8]>,
+}
+
+/// The evidence the test guest prints on SNP after its `attest` step: the frame of
+/// `svsm_abi::evidence` read by e2e's reader, with a 1184-byte report, a manifest and a
+/// 64-byte nonce (the event log if there is one) and no certificates (the model signs
+/// with the TEST chain, which xtask supplies).
+pub fn snp_evidence(lines: &[String]) -> std::result::Result<crate::e2e::Parts, String> {
+    let rec = crate::e2e::extract_record(lines)?;
+    let p = crate::e2e::split_record(&rec).map_err(|e| format!("evidence record: {e}"))?;
+    match (&p.report, &p.manifest, &p.nonce) {
+        (Some(r), Some(_), Some(n)) if r.len() == 0x4a0 && n.len() == 64 => {}
+        (Some(r), Some(_), Some(n)) => {
+            return Err(format!(
+                "evidence record: report {} bytes (want 1184), nonce {} bytes (want 64)",
+                r.len(),
+                n.len()
+            ))
+        }
+        _ => return Err("evidence record lacks the report, manifest or nonce".into()),
+    }
+    if !p.certs.is_empty() {
+        return Err(
+            "evidence record carries certificates: on SNP the verifier gets the TEST chain from xtask"
+                .into(),
+        );
+    }
+    Ok(p)
+}
+
+/// Verifies a report with vigil-verify against `vigil-igvm refs` of the same file and
+/// the TEST chain (with what it binds, if given), then a copy with one MEASUREMENT bit
+/// flipped, which must be refused.
 fn verify_report(
     ctx: &mut Ctx,
     report: &[u8],
+    bound: Option<&Bound<'_>>,
     igvm: &Path,
     igvm_tool: &Path,
     out: &Path,
@@ -291,29 +330,43 @@ fn verify_report(
         let from = root.join(n);
         std::fs::copy(&from, certs.join(n)).map_err(io(&from))?;
     }
+    let mut args: Vec<String> = vec![
+        "--certs".into(),
+        certs.to_string_lossy().into_owned(),
+        "--refs".into(),
+        refs_p.to_string_lossy().into_owned(),
+    ];
+    if let Some(b) = bound {
+        let m = out.join("manifest.bin");
+        std::fs::write(&m, b.manifest).map_err(io(&m))?;
+        args.extend([
+            "--nonce".into(),
+            hex(b.nonce),
+            "--manifest".into(),
+            m.to_string_lossy().into_owned(),
+        ]);
+        if let Some(log) = b.event_log {
+            let l = out.join("event-log.bin");
+            std::fs::write(&l, log).map_err(io(&l))?;
+            args.extend(["--event-log".into(), l.to_string_lossy().into_owned()]);
+        }
+    }
+    args.extend(["--allow-test-root".into(), "--offline".into()]);
     let check = |report_p: &Path| -> Result<(i32, String)> {
-        run_tool(
-            &verify,
-            &[
-                &report_p.to_string_lossy(),
-                "--certs",
-                &certs.to_string_lossy(),
-                "--refs",
-                &refs_p.to_string_lossy(),
-                "--allow-test-root",
-                "--offline",
-            ],
-        )
+        let mut a: Vec<&str> = vec![report_p.to_str().unwrap_or_default()];
+        a.extend(args.iter().map(String::as_str));
+        run_tool(&verify, &a)
     };
     let good = out.join("report.bin");
     std::fs::write(&good, report).map_err(io(&good))?;
+    println!("    $ vigil-verify {} {}", good.display(), args.join(" "));
     let (code, text) = check(&good)?;
     for l in text.lines() {
         println!("    > {l}");
     }
     if code != 0 {
         return Err(XtaskError::Check(format!(
-            "vigil-verify refused the probe's report (exit {code})"
+            "vigil-verify refused the report (exit {code})"
         )));
     }
     let mut bad = report.to_vec();
@@ -328,7 +381,11 @@ fn verify_report(
             "vigil-verify did not refuse a report with a flipped MEASUREMENT bit (exit {code})"
         )));
     }
-    Ok("report verified against vigil-igvm refs (a tampered copy refused)".into())
+    Ok(if bound.is_some() {
+        "evidence verified against vigil-igvm refs (report, nonce, manifest; a tampered copy refused)".into()
+    } else {
+        "report verified against vigil-igvm refs (a tampered copy refused)".into()
+    })
 }
 
 /// Packages `kernel` with `guest` as an SNP IGVM file with vigil-igvm; returns
@@ -469,10 +526,41 @@ pub fn step_model_vigil(ctx: &mut Ctx) -> Result<String> {
         igvm.display()
     );
     let run = run_model(ctx, &model, &igvm, Duration::from_secs(180))?;
-    for l in run.lines.iter().filter(|l| !l.starts_with('[')).take(40) {
+    for l in shown_lines(&run.lines).take(60) {
         println!("    | {l}");
     }
-    judge_vigil(&run, &digest).map_err(XtaskError::Check)
+    let summary = judge_vigil(&run, &digest).map_err(XtaskError::Check)?;
+    let ev = snp_evidence(&run.lines)
+        .map_err(|e| XtaskError::Check(format!("the test guest's evidence on SNP: {e}")))?;
+    let (Some(report), Some(manifest), Some(nonce)) = (&ev.report, &ev.manifest, &ev.nonce) else {
+        return Err(XtaskError::Check("evidence record incomplete".into()));
+    };
+    let dir = out.join("evidence");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let bound = Bound {
+        nonce,
+        manifest,
+        event_log: ev.log.as_deref(),
+    };
+    let verified = verify_report(ctx, report, Some(&bound), &igvm, &igvm_tool, &dir)?;
+    Ok(format!("{summary}; {verified}"))
+}
+
+/// The lines of a run worth echoing: not the model's own (`[`), the evidence frame's
+/// base64 hidden behind its first line.
+pub fn shown_lines(lines: &[String]) -> impl Iterator<Item = &String> {
+    let mut in_frame = false;
+    lines.iter().filter(move |l| {
+        if l.starts_with(svsm_abi::evidence::FRAME_BEGIN) {
+            in_frame = true;
+            return true;
+        }
+        if in_frame {
+            in_frame = l.as_str() != svsm_abi::evidence::FRAME_END;
+            return false;
+        }
+        !l.starts_with('[')
+    })
 }
 
 /// The step: build the model, the probe and the test guest, package the probe as an
@@ -497,7 +585,7 @@ pub fn step_model(ctx: &mut Ctx) -> Result<String> {
     }
     let summary = judge(&run, &digest).map_err(XtaskError::Check)?;
     let report = probe_report(&run.lines).map_err(XtaskError::Check)?;
-    let verified = verify_report(ctx, &report, &igvm, &igvm_tool, &out)?;
+    let verified = verify_report(ctx, &report, None, &igvm, &igvm_tool, &out)?;
     Ok(format!("{summary}; {verified}"))
 }
 
@@ -675,5 +763,89 @@ mod tests {
             elapsed: r.elapsed,
             record: r.record.clone(),
         }
+    }
+
+    /// A frame as a guest prints it: svsm_abi's record, base64 in lines of 76.
+    fn frame(items: &[(u16, &[u8])]) -> Vec<String> {
+        use base64::Engine;
+        use sha2::Digest;
+        use svsm_abi::evidence as ev;
+        let mut rec = vec![0u8; ev::encoded_len(items.iter().map(|(_, b)| b.len()))];
+        let n = ev::encode(items, &mut rec).unwrap();
+        rec.truncate(n);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&rec);
+        let mut l = vec![format!(
+            "{} {} {}",
+            ev::FRAME_BEGIN,
+            n,
+            hex(&sha2::Sha256::digest(&rec))
+        )];
+        l.extend(
+            b64.as_bytes()
+                .chunks(ev::B64_LINE)
+                .map(|c| String::from_utf8(c.to_vec()).unwrap()),
+        );
+        l.push(ev::FRAME_END.into());
+        l
+    }
+
+    #[test]
+    fn the_guests_snp_evidence_is_read_from_its_frame() {
+        use svsm_abi::evidence::item;
+        let report = [3u8; 0x4a0];
+        let mut l = lines("guest: ok attest\nguest:   report 1184 bytes");
+        l.extend(frame(&[
+            (item::REPORT, &report),
+            (item::MANIFEST, b"manifest"),
+            (item::NONCE, &[9u8; 64]),
+        ]));
+        l.push("guest: 30 passed, 0 failed, 9 skipped".into());
+        let p = snp_evidence(&l).unwrap();
+        assert_eq!(p.report.as_deref(), Some(&report[..]));
+        assert_eq!(p.manifest.as_deref(), Some(&b"manifest"[..]));
+        assert_eq!(p.nonce.as_deref(), Some(&[9u8; 64][..]));
+        assert!(p.log.is_none());
+        // The echo shows the frame's first line, not its base64.
+        let shown: Vec<&String> = shown_lines(&l).collect();
+        assert_eq!(shown.len(), 4, "{shown:?}");
+        assert!(shown[2].starts_with(svsm_abi::evidence::FRAME_BEGIN));
+        assert_eq!(shown[3], "guest: 30 passed, 0 failed, 9 skipped");
+    }
+
+    #[test]
+    fn snp_evidence_that_is_missing_short_or_has_certs_is_named() {
+        use svsm_abi::evidence::item;
+        let e = snp_evidence(&lines("guest: ok attest")).unwrap_err();
+        assert!(e.contains("no evidence frame"), "{e}");
+        let e = snp_evidence(&frame(&[
+            (item::REPORT, &[0u8; 0x4a0]),
+            (item::NONCE, &[0u8; 64]),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("lacks the report, manifest or nonce"), "{e}");
+        let e = snp_evidence(&frame(&[
+            (item::REPORT, &[0u8; 100]),
+            (item::MANIFEST, b"m"),
+            (item::NONCE, &[0u8; 64]),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("report 100 bytes"), "{e}");
+        let e = snp_evidence(&frame(&[
+            (item::REPORT, &[0u8; 0x4a0]),
+            (item::ARK_PEM, b"pem"),
+            (item::MANIFEST, b"m"),
+            (item::NONCE, &[0u8; 64]),
+        ]))
+        .unwrap_err();
+        assert!(e.contains("carries certificates"), "{e}");
+        // Transport damage: a base64 line changed.
+        let mut l = frame(&[
+            (item::REPORT, &[0u8; 0x4a0]),
+            (item::MANIFEST, b"m"),
+            (item::NONCE, &[0u8; 64]),
+        ]);
+        l[2] = l[2].replacen('A', "B", 1);
+        let e = snp_evidence(&l).unwrap_err();
+        assert!(e.contains("SHA-256"), "{e}");
     }
 }

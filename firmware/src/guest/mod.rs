@@ -889,6 +889,7 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     read_bytes(REPORT, &mut report);
     read_bytes(MANIFEST, &mut manifest[..mlen]);
     let rd = report_data(&nonce, &manifest[..mlen]);
+    let attested = out.rax == result::SUCCESS && report[0x50..0x90] == rd[..];
     t.step(
         "attest",
         if out.rax != result::SUCCESS {
@@ -910,6 +911,16 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
             Ok(())
         },
     );
+
+    // On SNP the evidence leaves the VM on the guest's console (on emulated Vigil prints
+    // the frame itself, from what it saw of the call: the guest must not print a second).
+    if snp::active() && attested {
+        let mut rec = [0u8; vigil_firmware::evidence::RECORD_MAX];
+        match vigil_firmware::evidence::record(&report, &manifest[..mlen], &nonce, &mut rec) {
+            Ok(n) => vigil_firmware::evidence::frame(&rec[..n], |l| say!("{l}")),
+            Err(e) => say!("guest: no evidence frame: {e}"),
+        }
+    }
 
     if bench > 0 {
         bench_calls(&mut s, bench);

@@ -15,6 +15,10 @@
 //!   (record lines `round-trip`). Baseline: the demo guest's cycles per exit (its cycles
 //!   from first entry to last exit over its exits); the trip is reported as cycles and
 //!   as a ratio to that.
+//! - Vigil's own IGVM file with the test guest (the `model-vigil` run): the time to
+//!   Vigil's first instruction and to the guest's, as ratios to the same baseline, and
+//!   the host exits of every recorded SVSM call round trip (fewest, median, most) with
+//!   the cheapest trip's cycles as a ratio to a baseline exit.
 
 use std::time::Duration;
 
@@ -81,8 +85,49 @@ pub fn figures(probe: &Record, demo: &Record) -> std::result::Result<Figures, St
     })
 }
 
-/// Runs the probe in the model (the `model` step: build, package, run, judge), then the
-/// demo guest, and prints the figures.
+/// Figures of Vigil's own IGVM file in the model (the `model-vigil` run: Vigil at VMPL0
+/// serving the test guest at VMPL2).
+#[derive(Clone, Debug, PartialEq)]
+pub struct VigilFigures {
+    /// Seconds from VM start to Vigil's first instruction (VMPL0).
+    pub vmpl0_s: f64,
+    /// Seconds from VM start to the guest's first instruction (VMPL2).
+    pub guest_s: f64,
+    /// Host exits of each recorded SVSM call round trip (VMPL2 -> VMPL0 -> VMPL2).
+    pub trip_exits: Vec<u64>,
+    /// TSC cycles of the cheapest round trip (fewest exits, then fewest cycles).
+    pub cheapest_cycles: u64,
+    /// Host exits of the whole run.
+    pub total_exits: u64,
+}
+
+/// The figures from Vigil's record; `Err` names what is missing.
+pub fn vigil_figures(r: &Record) -> std::result::Result<VigilFigures, String> {
+    let hz = r.tsc_hz.ok_or("Vigil's record: no tsc hz")? as f64;
+    let v0 = mark(r, "first-entry", Some(0)).ok_or("Vigil's record: no VMPL0 first entry")?;
+    let g = r
+        .marks
+        .iter()
+        .find(|m| m.name == "first-entry" && m.vmpl > 0)
+        .ok_or("Vigil's record: no guest first entry")?
+        .tsc;
+    let cheapest = r
+        .round_trips
+        .iter()
+        .min_by_key(|t| (t.exits, t.cycles))
+        .ok_or("Vigil's record: no SVSM call round trip")?;
+    Ok(VigilFigures {
+        vmpl0_s: v0 as f64 / hz,
+        guest_s: g as f64 / hz,
+        trip_exits: r.round_trips.iter().map(|t| t.exits).collect(),
+        cheapest_cycles: cheapest.cycles,
+        total_exits: r.exits.values().sum(),
+    })
+}
+
+/// Runs the probe in the model (the `model` step: build, package, run, judge), Vigil's
+/// own IGVM file with the test guest (the `model-vigil` step), then the demo guest, and
+/// prints the figures.
 pub fn run(ctx: &mut Ctx) -> Result<()> {
     let summary = model::step_model(ctx)?;
     println!("probe run: {summary}");
@@ -93,6 +138,9 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
         Record::parse(&text).map_err(|e| XtaskError::Check(format!("{}: {e:?}", p.display())))
     };
     let probe = read(&out.join("record.txt"))?;
+    let summary = model::step_model_vigil(ctx)?;
+    println!("Vigil run: {summary}");
+    let vigil = read(&out.join("record.txt"))?;
     let machine = model::build_bare(ctx, "snp-machine")?;
     let demo_record = out.join("record-demo.txt");
     let _ = std::fs::remove_file(&demo_record);
@@ -108,8 +156,39 @@ pub fn run(ctx: &mut Ctx) -> Result<()> {
     }
     let demo = read(&demo_record)?;
     let f = figures(&probe, &demo).map_err(XtaskError::Check)?;
+    let v = vigil_figures(&vigil).map_err(XtaskError::Check)?;
     print_figures(&f, p.elapsed);
+    print_vigil(&v, &f);
     Ok(())
+}
+
+fn print_vigil(v: &VigilFigures, f: &Figures) {
+    let mut sorted = v.trip_exits.clone();
+    sorted.sort_unstable();
+    let median = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
+    println!(
+        "  Vigil: VMPL0 first instruction           {:.3} s  ({:.2}x baseline)",
+        v.vmpl0_s,
+        v.vmpl0_s / f.demo_s
+    );
+    println!(
+        "  Vigil: guest (VMPL2) first instruction   {:.3} s  ({:.2}x baseline)",
+        v.guest_s,
+        v.guest_s / f.demo_s
+    );
+    println!(
+        "  Vigil: {} SVSM call round trips recorded: fewest {} host exits ({} cycles, {:.1}x a baseline exit), median {}, most {}",
+        sorted.len(),
+        sorted.first().copied().unwrap_or(0),
+        v.cheapest_cycles,
+        v.cheapest_cycles as f64 / f.demo_cycles_per_exit,
+        median,
+        sorted.last().copied().unwrap_or(0)
+    );
+    println!(
+        "  Vigil: host exits of the whole run       {}",
+        v.total_exits
+    );
 }
 
 fn print_figures(f: &Figures, demo_wall: Duration) {
@@ -168,6 +247,34 @@ mod tests {
             (vec![4], vec![400000])
         );
         assert_eq!(f.demo_cycles_per_exit, 10000.0);
+    }
+
+    const VIGIL: &str = "exit code=0x81 vmpl=2 count=5\nexit code=0x81 vmpl=0 count=4\n\
+        tsc hz=2000000000\nmark name=first-entry vcpu=0 vmpl=0 tsc=2000000000\n\
+        mark name=first-entry vcpu=0 vmpl=2 tsc=3000000000\n\
+        round-trip vcpu=0 vmpl=2 exits=400 cycles=9000000\n\
+        round-trip vcpu=0 vmpl=2 exits=3 cycles=900000\n\
+        round-trip vcpu=0 vmpl=2 exits=3 cycles=800000\n";
+
+    #[test]
+    fn vigils_figures_come_from_its_record() {
+        let v = vigil_figures(&Record::parse(VIGIL).unwrap()).unwrap();
+        assert_eq!((v.vmpl0_s, v.guest_s), (1.0, 1.5));
+        assert_eq!(v.trip_exits, vec![400, 3, 3]);
+        assert_eq!(v.cheapest_cycles, 800000);
+        assert_eq!(v.total_exits, 9);
+        let no_trip = VIGIL
+            .lines()
+            .filter(|l| !l.starts_with("round-trip"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(vigil_figures(&Record::parse(&no_trip).unwrap())
+            .unwrap_err()
+            .contains("round trip"));
+        let no_guest = VIGIL.replace("vmpl=2 tsc", "vmpl=0 tsc");
+        assert!(vigil_figures(&Record::parse(&no_guest).unwrap())
+            .unwrap_err()
+            .contains("guest first entry"));
     }
 
     #[test]

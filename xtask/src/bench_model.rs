@@ -54,17 +54,20 @@ fn mark(r: &Record, name: &str, vmpl: Option<u8>) -> Option<u64> {
         .map(|m| m.tsc)
 }
 
+/// The TSC of the first entry at a VMPL below 0.
+fn lower_first_entry(r: &Record) -> Option<u64> {
+    r.marks
+        .iter()
+        .find(|m| m.name == "first-entry" && m.vmpl > 0)
+        .map(|m| m.tsc)
+}
+
 /// The figures from the probe's record and the demo's; `Err` names what is missing.
 pub fn figures(probe: &Record, demo: &Record) -> std::result::Result<Figures, String> {
     let hz = probe.tsc_hz.ok_or("probe record: no tsc hz")? as f64;
     let demo_hz = demo.tsc_hz.ok_or("demo record: no tsc hz")? as f64;
     let v0 = mark(probe, "first-entry", Some(0)).ok_or("probe record: no VMPL0 first entry")?;
-    let lower = probe
-        .marks
-        .iter()
-        .find(|m| m.name == "first-entry" && m.vmpl > 0)
-        .ok_or("probe record: no lower-VMPL first entry")?
-        .tsc;
+    let lower = lower_first_entry(probe).ok_or("probe record: no lower-VMPL first entry")?;
     let d0 = mark(demo, "first-entry", None).ok_or("demo record: no first entry")?;
     let d1 = mark(demo, "last-exit", None).ok_or("demo record: no last exit")?;
     let demo_exits: u64 = demo.exits.values().sum();
@@ -105,12 +108,7 @@ pub struct VigilFigures {
 pub fn vigil_figures(r: &Record) -> std::result::Result<VigilFigures, String> {
     let hz = r.tsc_hz.ok_or("Vigil's record: no tsc hz")? as f64;
     let v0 = mark(r, "first-entry", Some(0)).ok_or("Vigil's record: no VMPL0 first entry")?;
-    let g = r
-        .marks
-        .iter()
-        .find(|m| m.name == "first-entry" && m.vmpl > 0)
-        .ok_or("Vigil's record: no guest first entry")?
-        .tsc;
+    let g = lower_first_entry(r).ok_or("Vigil's record: no guest first entry")?;
     let cheapest = r
         .round_trips
         .iter()

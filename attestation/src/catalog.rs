@@ -100,7 +100,7 @@ checks! {
     POLICY_TEXT_DIGEST = "policy.text_digest", "the locked text's SHA-384 is in text_digests; fails if the guest never locked or without a bound log", "policy text_digests";
     REFS = "refs", "reference values were given (this line appears only as a skip)", "no --refs";
     REFS_MEASUREMENT = "refs.measurement", "MEASUREMENT = the refs' launch_digest (skip for native refs)", "--refs";
-    REFS_POLICY = "refs.policy", "guest POLICY = the refs' policy", "--refs";
+    REFS_POLICY = "refs.policy", "guest POLICY = the refs' policy (skip for native and emulated refs: their security processor reports a fixed POLICY of the project's own)", "--refs";
     REFS_GUEST_VMPL = "refs.guest_vmpl", "the refs' guest_vmpl equals the manifest's (and the launch record's)", "--refs with guest_vmpl and a Vigil manifest";
     REFS_SEV_FEATURES = "refs.sev_features", "never passes: the report does not carry the boot VMSA's SEV features (covered by MEASUREMENT); always a skip", "--refs";
     REFS_VCPUS = "refs.vcpus", "never passes: the evidence does not carry the launch vCPU count (their VMSAs are covered by MEASUREMENT); always a skip naming the refs' value", "--refs";

@@ -30,8 +30,10 @@ pub struct Refs {
     pub schema: String,
     /// Launch digest, 96 hex.
     pub launch_digest: String,
-    /// Guest policy, "0x30000".
-    pub policy: String,
+    /// Guest policy, "0x30000". Required for SNP refs; absent for the native and
+    /// emulated platforms, whose security processor reports a fixed POLICY of the
+    /// project's own (nothing a launch chose), so comparing it would prove nothing.
+    pub policy: Option<String>,
     /// SEV features of the boot VMSA.
     pub sev_features: Option<String>,
     /// vCPU count.
@@ -40,7 +42,7 @@ pub struct Refs {
     pub guest_vmpl: Option<u32>,
     /// Digest of the monitor policy.
     pub monitor_policy_digest: Option<String>,
-    /// "snp" or "native".
+    /// "snp", "native" or "emulated" (absent: SNP).
     pub platform: Option<String>,
     /// SHA-256 of the IGVM file.
     pub igvm_sha256: Option<String>,
@@ -58,6 +60,9 @@ pub enum RefsError {
     /// A field that does not decode (names it).
     #[error("refs: {0}")]
     Field(#[from] crate::policy::PolicyError),
+    /// A field that SNP refs must have.
+    #[error("refs: field {0:?} is missing (refs for an SNP launch must give it)")]
+    Missing(&'static str),
     /// A field that decodes to a value no launch can have (names it and the range).
     #[error("refs: {field} = {value} is outside {range}")]
     Range {
@@ -74,6 +79,12 @@ pub enum RefsError {
 pub const MAX_REFS_VCPUS: u32 = 4096;
 
 impl Refs {
+    /// Refs for a platform whose security processor is the project's software (the
+    /// kernel's `native`/`emulated` platform), not an SNP launch.
+    pub fn is_soft_platform(&self) -> bool {
+        matches!(self.platform.as_deref(), Some("native" | "emulated"))
+    }
+
     /// Parses and validates the JSON.
     pub fn from_json(text: &str) -> Result<Refs, RefsError> {
         let r: Refs = serde_json::from_str(text).map_err(|e| RefsError::Json(e.to_string()))?;
@@ -84,7 +95,11 @@ impl Refs {
         if !(r.launch_digest.is_empty() && r.platform.as_deref() == Some("native")) {
             crate::policy::hex_field("refs launch_digest", &r.launch_digest, 48)?;
         }
-        crate::policy::u64_field("refs policy", &r.policy)?;
+        match &r.policy {
+            Some(p) => crate::policy::u64_field("refs policy", p).map(drop)?,
+            None if !r.is_soft_platform() => return Err(RefsError::Missing("policy")),
+            None => {}
+        }
         // Every field that is parsed is validated here, so that a refs file with a
         // malformed value is refused as a whole instead of half-used.
         if let Some(f) = &r.sev_features {
@@ -468,14 +483,29 @@ fn refs_checks(
             ),
         );
     }
-    match crate::policy::u64_field("policy", &refs.policy) {
-        Ok(p) => cx.cond(
+    // On the native and emulated platforms POLICY is a constant of the project's own
+    // software security processor: equal to the refs' value by construction, so the
+    // comparison is not made (and not counted as a pass). On SNP the security processor
+    // reports the policy the launch used, which `vigil-igvm refs` read from the file.
+    match (&refs.policy, refs.is_soft_platform()) {
+        (_, true) => cx.skip(
             cat::REFS_POLICY,
-            p == r.policy,
-            format!("POLICY 0x{p:x}"),
-            format!("POLICY 0x{:x} (offset 0x008) != refs 0x{p:x}", r.policy),
+            format!(
+                "platform {}: its software security processor reports a fixed POLICY (0x{:x}), not one a launch chose; compared on SNP only",
+                refs.platform.as_deref().unwrap_or_default(),
+                r.policy
+            ),
         ),
-        Err(e) => cx.fail(cat::REFS_POLICY, e.to_string()),
+        (Some(p), false) => match crate::policy::u64_field("policy", p) {
+            Ok(p) => cx.cond(
+                cat::REFS_POLICY,
+                p == r.policy,
+                format!("POLICY 0x{p:x}"),
+                format!("POLICY 0x{:x} (offset 0x008) != refs 0x{p:x}", r.policy),
+            ),
+            Err(e) => cx.fail(cat::REFS_POLICY, e.to_string()),
+        },
+        (None, false) => cx.fail(cat::REFS_POLICY, "the refs give no policy"),
     }
     match (refs.guest_vmpl, vigil) {
         (Some(g), Some(v)) => {

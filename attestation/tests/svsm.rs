@@ -200,7 +200,36 @@ fn native_refs_have_no_launch_digest_and_snp_refs_must() {
     ev.refs = Some(r);
     let o = v.verify(&ev, &opts(true));
     assert_eq!(o.check("refs.measurement").unwrap().status, Status::Skip);
-    assert_eq!(o.check("refs.policy").unwrap().status, Status::Pass);
+    // The native platform's POLICY is the software security processor's constant: not
+    // compared, and said so.
+    let c = o.check("refs.policy").unwrap();
+    assert_eq!(c.status, Status::Skip);
+    assert!(c.detail.contains("compared on SNP only"), "{}", c.detail);
+}
+
+#[test]
+fn snp_refs_without_a_policy_are_refused_and_soft_platform_refs_may_omit_it() {
+    let d = "ab".repeat(48);
+    for platform in [r#", "platform": "snp""#, ""] {
+        let j = format!(r#"{{"schema": "vigil-refs/1", "launch_digest": "{d}"{platform}}}"#);
+        let e = Refs::from_json(&j).unwrap_err().to_string();
+        assert!(e.contains("\"policy\" is missing"), "{platform:?}: {e}");
+    }
+    for platform in ["native", "emulated"] {
+        let j = format!(
+            r#"{{"schema": "vigil-refs/1", "launch_digest": "{d}", "platform": "{platform}"}}"#
+        );
+        let r = Refs::from_json(&j).unwrap();
+        assert!(r.policy.is_none() && r.is_soft_platform(), "{platform}");
+    }
+    // A policy given is still validated, on every platform.
+    let j = format!(
+        r#"{{"schema": "vigil-refs/1", "launch_digest": "{d}", "policy": "0xzz", "platform": "emulated"}}"#
+    );
+    assert!(Refs::from_json(&j)
+        .unwrap_err()
+        .to_string()
+        .contains("policy"));
 }
 
 /// Evidence written by the monitor's simulated machine (testdata/sim-evidence/README.md).

@@ -27,8 +27,11 @@ pub struct Refs {
     pub schema: &'static str,
     /// SNP launch digest (hex; empty for the native platform, which has none).
     pub launch_digest: String,
-    /// SNP guest policy (hex string).
-    pub policy: String,
+    /// SNP guest policy (hex string); none for the native platform, whose software
+    /// security processor reports a fixed POLICY of its own (vigil-verify does not
+    /// compare it there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
     /// SEV_FEATURES of the boot VMSA (hex string).
     pub sev_features: String,
     /// vCPU count.
@@ -79,7 +82,7 @@ pub fn refs(data: &[u8], platform: Platform, rules: &LoaderRules) -> Result<Refs
             Ok(Refs {
                 schema: "vigil-refs/1",
                 launch_digest: hex::encode(m.measurement.digest),
-                policy: format!("{:#x}", m.rules.policy),
+                policy: Some(format!("{:#x}", m.rules.policy)),
                 sev_features: format!("{:#x}", m.rules.sev_features),
                 vcpus: m.rules.vcpus,
                 guest_vmpl: bp.guest_vmpl,
@@ -96,7 +99,7 @@ pub fn refs(data: &[u8], platform: Platform, rules: &LoaderRules) -> Result<Refs
             Ok(Refs {
                 schema: "vigil-refs/1",
                 launch_digest: String::new(),
-                policy: "0x0".into(),
+                policy: None,
                 sev_features: "0x0".into(),
                 vcpus: match rules.vcpus {
                     Some(v) => v,

@@ -751,6 +751,18 @@ mod tests {
         };
         let e = judge_vigil(&stop, &d).unwrap_err();
         assert!(e.contains("vCPUs stopped"), "{e}");
+        // The guest's AP parking with AP reset hold passes; the boot vCPU's does not.
+        let parked = ModelRun {
+            record: run.record.clone() + "stop vcpu=1 reason=ap-reset-hold count=3\n",
+            ..clone(&run)
+        };
+        assert!(judge_vigil(&parked, &d).is_ok());
+        let boot_held = ModelRun {
+            record: run.record.clone() + "stop vcpu=0 reason=ap-reset-hold count=1\n",
+            ..clone(&run)
+        };
+        let e = judge_vigil(&boot_held, &d).unwrap_err();
+        assert!(e.contains("vCPUs stopped"), "{e}");
         let status = ModelRun {
             status: Some(35),
             ..clone(&run)

@@ -112,6 +112,9 @@ extern "C" fn guest_ap_main() -> ! {
     let mut s = Svsm::new(Vmgexit, AP_CAA_NEXT.load(Ordering::SeqCst));
     let r = s.query(SVSM_CORE_PROTOCOL, 1);
     AP_DONE.store(if r == Ok((1, 1)) { 1 } else { 2 }, Ordering::SeqCst);
+    if snp::active() {
+        snp::park();
+    }
     loop {
         arch::hlt();
     }
@@ -377,11 +380,6 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
             _ => Err(why),
         },
     );
-    if snp::active() {
-        t.skip("linux-cpu-online", AP_SKIP);
-        t.skip("ovmf-create-vcpu", AP_SKIP);
-        return;
-    }
     // Linux CPU offline/online (`wakeup_cpu_via_vmgexit`, then `snp_cleanup_vmsa`): a
     // VMSA for APIC 1, then a new VMSA for the same APIC ID and calling area, and only
     // then DELETE_VCPU of the old one.
@@ -392,6 +390,10 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
             rax => Err(result_name(rax)),
         });
     t.step("linux-cpu-online", r);
+    if snp::active() {
+        t.skip("ovmf-create-vcpu", APIC2_SKIP);
+        return;
+    }
     // OVMF `SvsmVmsaRmpAdjust`: CREATE_VCPU with the calling area on the page after the
     // VMSA, then (MpLib) AP creation; DELETE_VCPU through the same function.
     let r = start_ap(s, vmpl, 2, VMSA_4, CAA_4, CA_LIST_4K + 0x3000).and_then(|_| {
@@ -403,16 +405,18 @@ fn client_sessions(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
     t.step("ovmf-create-vcpu", r);
 }
 
-/// On SNP the second vCPU is not started (its calls would reach a Vigil that serves
-/// only the boot vCPU there).
-const AP_SKIP: &str = "Vigil serves no AP there yet";
+/// `ovmf-create-vcpu` starts APIC ID 2: the SNP machine model's VM has two vCPUs
+/// (`vcpus=` 1..=2), so its host refuses that AP creation.
+const APIC2_SKIP: &str = "APIC ID 2: the SNP machine model's VM has two vCPUs";
 
-/// Step 8 on `emulated`: CREATE_VCPU for a second vCPU at LIST_BASE + 0x1000, started
-/// by the guest's AP creation; it must make its QUERY_PROTOCOL call.
-fn create_vcpu_and_run(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8) {
+/// Step 8: CREATE_VCPU for a second vCPU at LIST_BASE + 0x1000, started by the guest's
+/// AP creation; it must make its QUERY_PROTOCOL call. On SNP the CREATE_VCPU is its
+/// own step (`create-vcpu-vmsa`) and `created` its result; on `emulated` it is made
+/// here.
+fn create_vcpu_and_run(s: &mut Svsm<Vmgexit>, t: &mut Tally, vmpl: u8, created: Option<u64>) {
     // As Linux's `wakeup_cpu_via_vmgexit`: CREATE_VCPU makes the VMSA (#58019 6.3),
     // then the guest's own GHCB AP creation, at its VMPL, starts it.
-    let mut rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
+    let mut rax = created.unwrap_or_else(|| s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax);
     if rax == result::SUCCESS && ap_create(1, vmpl, VMSA).is_err() {
         rax = u64::MAX;
     }
@@ -687,10 +691,10 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
     });
     write_bytes(VMSA, vmsa.as_bytes());
     // As Linux's `wakeup_cpu_via_vmgexit`: CREATE_VCPU makes the VMSA (#58019 6.3),
-    // then the guest's own GHCB AP creation, at its VMPL, starts it. On SNP Vigil serves
-    // no second vCPU yet: only the VMSA is made (and DELETE_VCPU below removes it), the
-    // vCPU is not started.
-    if snp::active() {
+    // then the guest's own GHCB AP creation, at its VMPL, starts it. On SNP the
+    // CREATE_VCPU is reported on its own (`create-vcpu-vmsa`), then the same VMSA is
+    // started; DELETE_VCPU below removes it.
+    let created = snp::active().then(|| {
         let rax = s.call(regs::create_vcpu(VMSA, AP_CAA, 1)).rax;
         t.step(
             "create-vcpu-vmsa",
@@ -700,10 +704,9 @@ extern "C" fn guest_main(secrets: u64, bench: u64, ram_end: u64, first_free: u64
                 Err(result_name(rax))
             },
         );
-        t.skip("create-vcpu", AP_SKIP);
-    } else {
-        create_vcpu_and_run(&mut s, &mut t, info.guest_vmpl);
-    }
+        rax
+    });
+    create_vcpu_and_run(&mut s, &mut t, info.guest_vmpl, created);
 
     // 9. CPUID as the policy says: no SVM, no SEV for the guest. Emulated only: on SNP
     // CPUID raises #VC and its answer is the CPUID page's (SEV shown), not Vigil's

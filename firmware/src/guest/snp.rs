@@ -92,6 +92,17 @@ fn msr_request(value: u64) -> u64 {
     arch::rdmsr(MSR_GHCB)
 }
 
+/// Parks this AP for good, as Linux parks an offline AP on SEV-ES/SNP
+/// (`sev_es_play_dead`: AP reset hold): HLT would be an automatic exit that halts the
+/// vCPU with no interrupt ever to wake it. On SNP the hold lasts until the next AP
+/// creation for this vCPU, which starts a new VMSA (or, below an SVSM, Vigil's VMPL0
+/// one); should this VMSA ever run again it parks again.
+pub fn park() -> ! {
+    loop {
+        let _ = msr_request(msr::AP_RESET_HOLD_REQ);
+    }
+}
+
 /// One harmless exit to the host (the MSR protocol's SEV information request, its
 /// answer ignored) while this vCPU waits for another: on real hardware the vCPUs run in
 /// parallel and this is only a pause, in the SNP machine model (which runs one vCPU at

@@ -289,6 +289,11 @@ pub mod msr {
     pub const PSC_REQ: u64 = 0x014;
     /// Page state change response: bits 63:32 error code (0 = success).
     pub const PSC_RESP: u64 = 0x015;
+    /// AP reset hold request (#56421 §2.3.1, "AP Reset Hold"): the vCPU is held until
+    /// the host restarts it (KVM: the next AP creation naming it, on SNP).
+    pub const AP_RESET_HOLD_REQ: u64 = 0x006;
+    /// AP reset hold response: bits 63:12 non-zero once released.
+    pub const AP_RESET_HOLD_RESP: u64 = 0x007;
     /// Run VMPL request: bits 39:32 target VMPL.
     pub const RUN_VMPL_REQ: u64 = 0x016;
     /// Run VMPL response: bits 63:32 error code.

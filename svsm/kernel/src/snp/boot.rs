@@ -16,7 +16,8 @@
 //! 9. the guest prepared at its VMPL (`guest::make::start`), the monitor built over
 //!    `SnpPlatform` (`serve`), the boot's report through the monitor's VMPCK0 channel
 //!    (`report`);
-//! 10. the guest entered and served by the monitor (`serve::on_snp::run`), for good.
+//! 10. the guest entered and served by the monitor (`serve::on_snp::run`), for good;
+//!     Vigil's own vCPU for each AP the guest creates (`ap`) serves that AP the same way.
 //!
 //! Any failure ends the boot with its own termination reason (`svsm_abi::ghcb::term`).
 
@@ -93,7 +94,7 @@ pub fn run(bp_gpa: u64, c_bit_mask: u64, sev_status: u64) -> ! {
         layout.fw.2,
         layout.guest_vmpl
     );
-    super::serve::on_snp::run(&mut m)
+    super::serve::on_snp::run(m, start.sev_features)
 }
 
 /// Step 8: the free part of the Vigil region validated (`snp::memory`), Vigil's own

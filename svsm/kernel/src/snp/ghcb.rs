@@ -194,57 +194,113 @@ pub fn check_answer(g: &Ghcb, e: &Exit) -> Result<u64, GhcbError> {
     }
 }
 
-/// The boot CPU's GHCB page and its state.
+/// The GHCB pages, one per CPU (#56421 2.3.2: each vCPU registers its own GHCB GPA with
+/// the MSR protocol, and the host takes only that page from that vCPU), and their state.
+///
+/// CPU 0 (the boot CPU) uses the image's static page; each AP of Vigil's own
+/// (`snp::ap`) gets one of Vigil's frames, made shared by the CPU that starts it and
+/// registered by the AP itself ([`install`]). The CPU running is [`current`]: the
+/// selector in its task register, which Vigil sets for every CPU (`snp::ap`).
 #[cfg(target_os = "none")]
 pub mod page {
     use core::cell::UnsafeCell;
-    use core::sync::atomic::{AtomicBool, Ordering};
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     use svsm_abi::ghcb::{Ghcb, GHCB_SIZE, MSR_GHCB};
 
     use super::{check_answer, fill, Exit, GhcbError};
     use crate::cpu::instr::{vmgexit, wrmsr};
 
-    /// The page, in .bss (validated at launch like the whole image) until
+    /// CPUs Vigil runs on at most: the boot CPU and three APs of its own.
+    pub const MAX_CPUS: usize = 4;
+
+    /// The boot CPU's page, in .bss (validated at launch like the whole image) until
     /// `snp::shared::make_shared` turns it into a shared page.
     #[repr(C, align(4096))]
     pub struct GhcbPage(UnsafeCell<[u8; GHCB_SIZE]>);
 
-    // SAFETY: only accessed through `call`, which the IN_USE flag makes exclusive.
+    // SAFETY: only accessed through `call`/`call_raw` on the boot CPU, which the
+    // slot's IN_USE flag makes exclusive.
     unsafe impl Sync for GhcbPage {}
 
-    /// The boot CPU's GHCB (one per CPU once APs run: the next part of the backend).
+    /// The boot CPU's page.
     pub static GHCB_PAGE: GhcbPage = GhcbPage(UnsafeCell::new([0; GHCB_SIZE]));
 
-    static READY: AtomicBool = AtomicBool::new(false);
-    static IN_USE: AtomicBool = AtomicBool::new(false);
+    /// One CPU's GHCB: its GPA (0 for CPU 0: the static page), registered yet, in use.
+    struct Slot {
+        gpa: AtomicU64,
+        ready: AtomicBool,
+        in_use: AtomicBool,
+    }
 
-    /// The page's address (virtual = physical: the identity map).
+    static SLOTS: [Slot; MAX_CPUS] = [const {
+        Slot {
+            gpa: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            in_use: AtomicBool::new(false),
+        }
+    }; MAX_CPUS];
+
+    /// The CPU running this code, from its task register's selector
+    /// (`snp::ap::tr_selector`); None for a task register Vigil never set.
+    pub fn current() -> Option<usize> {
+        let tr = crate::cpu::gdt::current_cs_tr().1;
+        let off = tr.checked_sub(crate::cpu::gdt::TSS_SEL)?;
+        let cpu = usize::from(off / 0x10);
+        (off % 0x10 == 0 && cpu < MAX_CPUS).then_some(cpu)
+    }
+
+    fn slot() -> Option<&'static Slot> {
+        current().map(|c| &SLOTS[c])
+    }
+
+    /// The GHCB page's GPA of the running CPU (0 if it has none).
     pub fn gpa() -> u64 {
-        GHCB_PAGE.0.get() as u64
+        match current() {
+            Some(0) => GHCB_PAGE.0.get() as u64,
+            Some(c) => SLOTS[c].gpa.load(Ordering::SeqCst),
+            None => 0,
+        }
     }
 
-    /// Marks the page shared and registered: page-based exits may start.
+    /// The running CPU's page is shared and registered: exits may use it.
     pub fn set_ready() {
-        READY.store(true, Ordering::SeqCst);
+        if let Some(s) = slot() {
+            s.ready.store(true, Ordering::SeqCst);
+        }
     }
 
-    /// Whether page-based exits work yet.
+    /// On an AP: its page `gpa` (shared, registered by this CPU) is the one it uses.
+    pub fn install(gpa: u64) {
+        if let Some(s) = slot() {
+            s.gpa.store(gpa, Ordering::SeqCst);
+            s.ready.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the running CPU's page is registered.
     pub fn ready() -> bool {
-        READY.load(Ordering::SeqCst)
+        slot().is_some_and(|s| s.ready.load(Ordering::SeqCst))
     }
 
-    /// Makes exit `e` through the page and returns the checked answer.
+    /// One exit through the running CPU's page: the request for `e` written, VMGEXIT,
+    /// the answer copied out once and checked.
     pub fn call(e: &Exit) -> Result<u64, GhcbError> {
-        if !ready() {
+        let s = begin()?;
+        let r = exchange(e);
+        s.in_use.store(false, Ordering::SeqCst);
+        r
+    }
+
+    fn begin() -> Result<&'static Slot, GhcbError> {
+        let s = slot().ok_or(GhcbError::NotReady)?;
+        if !s.ready.load(Ordering::SeqCst) {
             return Err(GhcbError::NotReady);
         }
-        if IN_USE.swap(true, Ordering::SeqCst) {
+        if s.in_use.swap(true, Ordering::SeqCst) {
             return Err(GhcbError::Busy);
         }
-        let r = exchange(e);
-        IN_USE.store(false, Ordering::SeqCst);
-        r
+        Ok(s)
     }
 
     fn exchange(e: &Exit) -> Result<u64, GhcbError> {
@@ -254,39 +310,35 @@ pub mod page {
         check_answer(&answer, e)
     }
 
-    /// Sends a GHCB built elsewhere (a page-state change, AP creation, a guest request,
-    /// run VMPL: `monitor::ghcb`'s builders) and returns the copy of the host's answer,
-    /// which the caller checks (`monitor::ghcb::check_*`).
+    /// One exit with a whole GHCB built by the caller (the monitor's requests: PSC, AP
+    /// creation, guest requests, run VMPL); the answer is returned unchecked, copied out
+    /// of the shared page once (the caller checks it).
     pub fn call_raw(g: &Ghcb) -> Result<Ghcb, GhcbError> {
-        if !ready() {
-            return Err(GhcbError::NotReady);
-        }
-        if IN_USE.swap(true, Ordering::SeqCst) {
-            return Err(GhcbError::Busy);
-        }
+        let s = begin()?;
         let a = round_trip(g);
-        IN_USE.store(false, Ordering::SeqCst);
+        s.in_use.store(false, Ordering::SeqCst);
         Ok(a)
     }
 
-    /// Writes `g` into the page, names it in the GHCB MSR, VMGEXIT, copies the answer
-    /// out in one volatile pass (a field is never read twice from the shared page).
     fn round_trip(g: &Ghcb) -> Ghcb {
         use zerocopy::{FromZeros, IntoBytes};
-        let p = GHCB_PAGE.0.get() as *mut u64;
+        let gpa = gpa();
+        let p = gpa as *mut u64;
         for (i, chunk) in g.as_bytes().chunks_exact(8).enumerate() {
             let mut q = [0u8; 8];
             q.copy_from_slice(chunk);
-            // SAFETY: the page is Vigil's static, page-aligned and GHCB-sized (i < 512);
-            // IN_USE makes this the only access; it is mapped shared once READY is set.
+            // SAFETY: `p` is the running CPU's GHCB page (the static one, or an AP's
+            // frame mapped shared at its GPA), 4096 bytes, held exclusively through
+            // the slot's IN_USE flag; volatile, because the host reads it.
             unsafe { p.add(i).write_volatile(u64::from_le_bytes(q)) };
         }
-        // SAFETY: the GHCB MSR exists on SNP; it names the registered page.
-        unsafe { wrmsr(MSR_GHCB, gpa()) };
+        // SAFETY: the GHCB MSR takes the registered page's GPA; writing it changes no
+        // state Rust relies on.
+        unsafe { wrmsr(MSR_GHCB, gpa) };
         vmgexit();
         let mut answer = Ghcb::new_zeroed();
         for (i, chunk) in answer.as_mut_bytes().chunks_exact_mut(8).enumerate() {
-            // SAFETY: as for the writes above.
+            // SAFETY: as above; each word is read once.
             let q = unsafe { p.add(i).read_volatile() };
             chunk.copy_from_slice(&q.to_le_bytes());
         }

@@ -124,39 +124,46 @@ pub mod make {
         pub sev_features: u64,
     }
 
-    /// Two of Vigil's frames made shared for the guest-request pages: PVALIDATE rescind
-    /// (so the host never flips a page Vigil still holds private), page-state change to
-    /// shared, the identity leaf re-pointed without the C-bit, INVLPG.
-    fn message_pages(plat: &mut SnpPlatform) -> (u64, u64) {
+    /// One of Vigil's frames made shared with the host: PVALIDATE rescind (so the host
+    /// never flips a page Vigil still holds private), page-state change to shared, the
+    /// identity leaf re-pointed without the C-bit, INVLPG (this CPU; no other CPU has
+    /// touched a frame before it is handed out). The guest-request pages and each AP's
+    /// GHCB (`snp::ap`) are made so. `Err` names the step and the frame.
+    pub fn shared_frame(plat: &mut SnpPlatform) -> Result<u64, (&'static str, u64)> {
         use crate::mm::address::{PhysAddr, VirtAddr};
+        let f = frames::alloc().ok_or(("no frame left", 0))?;
+        // SAFETY: a frame of Vigil's pool, just handed out, referenced by nothing.
+        let out = unsafe { crate::cpu::instr::pvalidate(f, false, false) };
+        let shared = out.ret == 0
+            && !out.unchanged
+            && plat
+                .page_state_change(&[monitor::platform::PscRequest {
+                    gpa: Gpa(f),
+                    size: PageSize::Size4K,
+                    op: monitor::platform::PscOp::Shared,
+                }])
+                .is_ok();
+        let mapped = shared
+            && crate::mm::with_page_tables(|pt| {
+                pt.remap_page(
+                    VirtAddr(f),
+                    PhysAddr(f),
+                    crate::mm::paging::Perm::ReadWrite,
+                    false,
+                )
+            }) == Some(Ok(true));
+        if !mapped {
+            return Err(("frame not made shared", f));
+        }
+        crate::cpu::instr::invlpg(f);
+        Ok(f)
+    }
+
+    /// Two shared frames for the guest-request pages (request, response).
+    fn message_pages(plat: &mut SnpPlatform) -> (u64, u64) {
         let mut pair = [0u64; 2];
         for p in pair.iter_mut() {
-            let f = frames::alloc().unwrap_or_else(|| stop("no message frame", 0));
-            // SAFETY: a frame of Vigil's pool, just handed out, referenced by nothing.
-            let out = unsafe { crate::cpu::instr::pvalidate(f, false, false) };
-            let shared = out.ret == 0
-                && !out.unchanged
-                && plat
-                    .page_state_change(&[monitor::platform::PscRequest {
-                        gpa: Gpa(f),
-                        size: PageSize::Size4K,
-                        op: monitor::platform::PscOp::Shared,
-                    }])
-                    .is_ok();
-            let mapped = shared
-                && crate::mm::with_page_tables(|pt| {
-                    pt.remap_page(
-                        VirtAddr(f),
-                        PhysAddr(f),
-                        crate::mm::paging::Perm::ReadWrite,
-                        false,
-                    )
-                }) == Some(Ok(true));
-            if !mapped {
-                stop("message frame not made shared", f);
-            }
-            crate::cpu::instr::invlpg(f);
-            *p = f;
+            *p = shared_frame(plat).unwrap_or_else(|(step, f)| stop(step, f));
         }
         (pair[0], pair[1])
     }

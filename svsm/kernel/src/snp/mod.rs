@@ -18,14 +18,15 @@
 //! * `platform`: `monitor::Platform` on SNP (`SnpPlatform`);
 //! * [`guest`]: the guest's launch region, page tables, VMSA and AP creation;
 //! * `report`: the boot's guest-request check through the monitor's VMPCK0 channel;
-//! * [`serve`]: the monitor over `SnpPlatform` and the guest's run loop;
+//! * [`serve`]: the monitor over `SnpPlatform`, shared by the vCPUs behind one lock,
+//!   and every vCPU's run loop;
+//! * [`ap`]: Vigil's own VMPL0 vCPUs for the guest's APs (VMSA, stacks, TSS, GHCB);
 //! * [`boot`]: the sequence that ties them together (`kernel_main`'s SNP path).
 //!
 //! The kernel seam's SNP platform (console over the GHCB, exit by termination request,
-//! CPUID from the page) is `platform::snp`. Not written yet: the guest's entry switched
-//! on (the test guest needs a #VC handler and a GHCB of its own), per-CPU GHCBs for
-//! APs, #HV.
+//! CPUID from the page) is `platform::snp`. Not written yet: #HV.
 
+pub mod ap;
 pub mod boot_params;
 pub mod cpuid;
 pub mod ghcb;

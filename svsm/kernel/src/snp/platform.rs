@@ -12,8 +12,10 @@
 //! | `ap_create`         | the GHCB AP-creation exit 0x80000013, VMPL in SW_EXITINFO1 |
 //! |                     | bits 19:16, SEV features in RAX                            |
 //! | `guest_request`     | the GHCB guest-request exit with two shared frames         |
-//! | `run_guest`         | the GHCB run-VMPL exit 0x80000018, SW_EXITINFO1 = VMPL     |
-//! |                     | (#56421 v2.03); returns when the lower VMPL gives back     |
+//! | `run_guest`         | checks that the vCPU's VMSA is known; the switch itself,   |
+//! |                     | the GHCB run-VMPL exit 0x80000018 with SW_EXITINFO1 = VMPL |
+//! |                     | (#56421 v2.03, [`run_vmpl`]), is made by the vCPU's loop   |
+//! |                     | once the monitor's lock is released (`snp::serve`)         |
 //! | `guest_regs`        | read from the lower VMPL's VMSA (only VMPL0 may)           |
 //! | `terminate`         | the GHCB MSR termination request, reason set 1             |
 //!
@@ -114,6 +116,16 @@ impl SnpPlatform {
     pub fn set_vmsa(&mut self, apic_id: u32, vmsa: u64) {
         self.vmsas.retain(|v| v.0 != apic_id);
         self.vmsas.push((apic_id, vmsa));
+    }
+
+    /// Forgets the VMSA of vCPU `apic_id` (the guest deleted it).
+    pub fn clear_vmsa(&mut self, apic_id: u32) {
+        self.vmsas.retain(|v| v.0 != apic_id);
+    }
+
+    /// The guest's VMPL.
+    pub fn guest_vmpl(&self) -> u8 {
+        self.guest_vmpl
     }
 
     fn guest_page(&self, gpa: u64) -> bool {
@@ -297,21 +309,33 @@ impl Platform for SnpPlatform {
         Ok(())
     }
 
+    /// The monitor calls this last in `Monitor::serve`, with its lock held: the switch
+    /// to the lower VMPL is not made here, because the guest then runs for as long as
+    /// it likes and the other vCPUs' VMPL0 needs the monitor meanwhile; the vCPU's loop
+    /// (`snp::serve::on_snp`) makes it with [`run_vmpl`] after releasing the lock.
     fn run_guest(&mut self, apic_id: u32) -> Result<(), VcpuError> {
         if !self.vmsas.iter().any(|v| v.0 == apic_id) {
             return Err(VcpuError::UnknownVcpu(apic_id));
         }
-        let mut g = Ghcb::new_zeroed_v2();
-        g.sw_exit_code = exit::SNP_RUN_VMPL;
-        g.sw_exit_info_1 = u64::from(self.guest_vmpl);
-        g.sw_exit_info_2 = 0;
-        g.set_valid(offset::SW_EXIT_CODE);
-        g.set_valid(offset::SW_EXIT_INFO_1);
-        g.set_valid(offset::SW_EXIT_INFO_2);
-        let a = send(&g).map_err(VcpuError::Host)?;
-        if a.sw_exit_info_1 & 0xffff_ffff != 0 {
-            return Err(VcpuError::Host(HostError::Refused(a.sw_exit_info_1)));
-        }
         Ok(())
     }
+}
+
+/// The GHCB run-VMPL exit (#56421 v2.03, exit 0x8000_0018, SW_EXITINFO1 = the VMPL)
+/// through the running CPU's GHCB: the host runs this vCPU's VMSA at `vmpl` and comes
+/// back here when that VMPL asks for VMPL0 again. A refusal (SW_EXITINFO1[31:0] != 0,
+/// e.g. no VMSA at that VMPL on this vCPU yet) is returned.
+pub fn run_vmpl(vmpl: u8) -> Result<(), VcpuError> {
+    let mut g = Ghcb::new_zeroed_v2();
+    g.sw_exit_code = exit::SNP_RUN_VMPL;
+    g.sw_exit_info_1 = u64::from(vmpl);
+    g.sw_exit_info_2 = 0;
+    g.set_valid(offset::SW_EXIT_CODE);
+    g.set_valid(offset::SW_EXIT_INFO_1);
+    g.set_valid(offset::SW_EXIT_INFO_2);
+    let a = send(&g).map_err(VcpuError::Host)?;
+    if a.sw_exit_info_1 & 0xffff_ffff != 0 {
+        return Err(VcpuError::Host(HostError::Refused(a.sw_exit_info_1)));
+    }
+    Ok(())
 }

@@ -191,11 +191,15 @@ pub mod handler {
     use crate::cpu::exceptions::TrapFrame;
     use crate::snp::ghcb::{page, Exit};
 
-    static ACTIVE: AtomicBool = AtomicBool::new(false);
+    /// Per CPU: a #VC is being handled (each CPU has its own #VC IST stack and GHCB).
+    static ACTIVE: [AtomicBool; page::MAX_CPUS] =
+        [const { AtomicBool::new(false) }; page::MAX_CPUS];
 
     /// Answers one #VC, or ends Vigil with the reason it was refused.
     pub fn handle(frame: &mut TrapFrame) {
-        if ACTIVE.swap(true, Ordering::SeqCst) {
+        // A task register Vigil never set cannot be: counted as CPU 0's.
+        let active = &ACTIVE[page::current().unwrap_or(0)];
+        if active.swap(true, Ordering::SeqCst) {
             refuse(VcRefusal::Nested);
         }
         let text = crate::mm::layout::image_layout().text;
@@ -213,7 +217,7 @@ pub mod handler {
             Ok(action) => run(action, frame),
             Err(r) => refuse(r),
         }
-        ACTIVE.store(false, Ordering::SeqCst);
+        active.store(false, Ordering::SeqCst);
     }
 
     fn run(action: VcAction, frame: &mut TrapFrame) {
